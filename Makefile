@@ -1,0 +1,40 @@
+# shipml: the two set-up commands.
+#   make demo   installs the kit into .venv and runs its main job on the bundled defaults
+#   make test   installs the kit with its dev tools and runs the tests
+# Both work on a fresh clone; `make test` also installs the system packages the tests need
+# (Debian: chromium for the browser tests, wrk for the load benchmark) when run as root.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: demo test lint system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/shipml demo
+
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=""; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v wrk >/dev/null || missing="$$missing wrk"; \
+	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
+	fi
+
+test: $(STAMP) system-deps
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) book/_build site out

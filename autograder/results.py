@@ -1,0 +1,179 @@
+"""The one result type: what a check found, and what a submission scored.
+
+Results are written once, atomically, as ``results.json`` in Gradescope's autograder schema
+(https://gradescope-autograders.readthedocs.io/en/latest/specs/). Our own fields ride in
+``extra_data`` so the same file feeds the reports, the class CSV and the nbgrader import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Status = Literal["passed", "failed"]
+Visibility = Literal["public", "hidden"]
+
+# Gradescope's visibility values: "visible" shows a test to students at once, "after_published"
+# only once grades are published. Hidden checks are graded but their details stay with staff.
+_GRADESCOPE_VISIBILITY: dict[str, str] = {"public": "visible", "hidden": "after_published"}
+
+REDACTED = "Hidden check: details are shown to the teaching staff only."
+
+
+@dataclass
+class CheckResult:
+    """What one check found about one submission."""
+
+    id: str
+    description: str
+    score: float
+    max_score: float
+    message: str
+    visibility: Visibility = "public"
+    ml_test_score: str = ""
+    duration: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> Status:
+        return "passed" if self.score >= self.max_score else "failed"
+
+    def redacted(self) -> CheckResult:
+        """The student-facing copy: a hidden check keeps its score, not its details."""
+        if self.visibility == "public":
+            return self
+        return CheckResult(
+            id=self.id,
+            description=self.description,
+            score=self.score,
+            max_score=self.max_score,
+            message=REDACTED,
+            visibility=self.visibility,
+            ml_test_score=self.ml_test_score,
+            duration=self.duration,
+        )
+
+
+@dataclass
+class SubmissionResult:
+    """Every check's result for one submission, plus how it was run."""
+
+    lab: str
+    team: str
+    checks: list[CheckResult]
+    members: list[str] = field(default_factory=list)
+    execution_time: float = 0.0
+    isolation: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return round(sum(c.score for c in self.checks), 4)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(c.max_score for c in self.checks), 4)
+
+    def redacted(self) -> SubmissionResult:
+        return SubmissionResult(
+            lab=self.lab,
+            team=self.team,
+            checks=[c.redacted() for c in self.checks],
+            members=list(self.members),
+            execution_time=self.execution_time,
+            isolation=list(self.isolation),
+            notes=list(self.notes),
+        )
+
+    def to_gradescope(self) -> dict[str, Any]:
+        """This result in Gradescope's results.json schema."""
+        summary = f"{self.team}: {self.score:g} / {self.max_score:g} points on lab '{self.lab}'."
+        output = "\n".join([summary, *self.notes])
+        return {
+            "score": self.score,
+            "execution_time": round(self.execution_time, 3),
+            "output": output,
+            "output_format": "text",
+            "stdout_visibility": "hidden",
+            "tests": [
+                {
+                    "name": f"{c.id}: {c.description}",
+                    "number": str(i),
+                    "score": round(c.score, 4),
+                    "max_score": round(c.max_score, 4),
+                    "status": c.status,
+                    "output": c.message,
+                    "output_format": "text",
+                    "visibility": _GRADESCOPE_VISIBILITY[c.visibility],
+                    "tags": [t for t in (c.ml_test_score,) if t],
+                }
+                for i, c in enumerate(self.checks, start=1)
+            ],
+            "extra_data": {"shipml": self.to_dict()},
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lab": self.lab,
+            "team": self.team,
+            "members": self.members,
+            "execution_time": self.execution_time,
+            "isolation": self.isolation,
+            "notes": self.notes,
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SubmissionResult:
+        return cls(
+            lab=data["lab"],
+            team=data["team"],
+            members=list(data.get("members", [])),
+            execution_time=float(data.get("execution_time", 0.0)),
+            isolation=list(data.get("isolation", [])),
+            notes=list(data.get("notes", [])),
+            checks=[CheckResult(**c) for c in data["checks"]],
+        )
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never half.
+
+    A killed class run must lose no grade and leave no torn file: write to a temporary file in
+    the same folder, fsync it, then rename over the target (rename is atomic on POSIX).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_results(result: SubmissionResult, path: Path) -> None:
+    """Write a results.json (Gradescope schema, with our full record in extra_data)."""
+    write_atomic(path, json.dumps(result.to_gradescope(), indent=2) + "\n")
+
+
+def read_results(path: Path) -> SubmissionResult:
+    """Read back a results.json written by :func:`write_results`."""
+    from autograder.errors import ShipmlError
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return SubmissionResult.from_dict(data["extra_data"]["shipml"])
+    except FileNotFoundError:
+        raise ShipmlError(f"{path}: no such results file; run 'shipml grade' first") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ShipmlError(
+            f"{path}: not a shipml results.json ({exc.__class__.__name__}: {exc}); regrade with 'shipml grade'"
+        ) from None

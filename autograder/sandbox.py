@@ -1,0 +1,359 @@
+"""The local runner: runs a team's commands as untrusted processes, isolated and bounded.
+
+Each command runs:
+
+- on a private copy of the submission, owned by a throw-away uid (when the harness is root);
+- in a new PID namespace and mount namespace (``unshare``), where hidden data, the grading
+  output and root's home are masked and ``/tmp`` is private, so killing the namespace's first
+  process kills every process the team started, daemons included;
+- with resource limits (address space, processes, CPU time, file size);
+- inside the grading process's own network namespace, which has only a loopback interface;
+- with its output captured into a bounded buffer.
+
+Where the harness is not root, it falls back to a process group plus the same limits and says
+so in :attr:`Sandbox.isolation`, which goes into every report.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import fcntl
+import os
+import shlex
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.spec import SubmissionSpec
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_CLONE_NEWNET = 0x40000000
+_PR_SET_PDEATHSIG = 1
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for each team command."""
+
+    memory_mb: int = 4096
+    nproc: int = 256
+    cpu_seconds: int = 900
+    fsize_mb: int = 512
+    output_bytes: int = 256 * 1024
+    tmp_size: str = "256m"
+
+
+@dataclass
+class CommandResult:
+    """How one team command ended."""
+
+    command: str
+    returncode: int | None
+    output: str
+    duration: float
+    timed_out: bool = False
+    output_truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+    def explain(self) -> str:
+        """One sentence on how it ended, for a failure message."""
+        if self.timed_out:
+            return f"'{self.command}' did not finish within {self.duration:.0f} s and was stopped"
+        if self.returncode is not None and self.returncode < 0:
+            name = signal.Signals(-self.returncode).name
+            return f"'{self.command}' was killed by {name} (a resource limit or a crash)"
+        return f"'{self.command}' exited with code {self.returncode}"
+
+
+class OutputTail:
+    """Keeps the first and the last bytes of a stream and counts the rest.
+
+    A team's process can print without end; we keep memory bounded by construction instead of
+    hoping it stops (``collections.deque`` of chunks with a byte budget).
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.head = bytearray()
+        self.tail: collections.deque[bytes] = collections.deque()
+        self.tail_size = 0
+        self.total = 0
+        self.budget = budget
+        self._lock = threading.Lock()
+
+    def feed(self, chunk: bytes) -> None:
+        with self._lock:
+            self.total += len(chunk)
+            room = self.budget // 4 - len(self.head)
+            if room > 0:
+                self.head += chunk[:room]
+                chunk = chunk[room:]
+            if chunk:
+                self.tail.append(chunk)
+                self.tail_size += len(chunk)
+                while self.tail_size > self.budget - self.budget // 4 and len(self.tail) > 1:
+                    self.tail_size -= len(self.tail.popleft())
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.head) + self.tail_size
+
+    def text(self, last_lines: int | None = None) -> str:
+        with self._lock:
+            tail = b"".join(self.tail)
+            head = bytes(self.head)
+        if self.truncated:
+            skipped = self.total - len(head) - len(tail)
+            body = head.decode(errors="replace") + f"\n[... {skipped} bytes of output skipped ...]\n" + tail.decode(errors="replace")
+        else:
+            body = (head + tail).decode(errors="replace")
+        if last_lines is not None:
+            body = "\n".join(body.splitlines()[-last_lines:])
+        return body
+
+    def pump(self, stream: object) -> threading.Thread:
+        def run() -> None:
+            read = stream.read1  # type: ignore[attr-defined]
+            while chunk := read(65536):
+                self.feed(chunk)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+
+def die_with_parent() -> None:
+    # If the grading process dies (even by SIGKILL), the kernel kills this child too, so a
+    # killed class run leaves no team process behind.
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def enter_loopback_netns() -> str | None:
+    """Move this process into a new network namespace with only ``lo``, brought up.
+
+    Returns None on success, or the reason it could not (not root, no CAP_SYS_ADMIN).
+    Every process started afterwards, team commands and our own clients alike, shares it.
+    """
+    if _libc.unshare(_CLONE_NEWNET) != 0:
+        return os.strerror(ctypes.get_errno())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        ifreq = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(sock, _SIOCGIFFLAGS, ifreq))[1]
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+    return None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Process:
+    """A running team command (a service) and its output."""
+
+    command: str
+    popen: subprocess.Popen[bytes]
+    output: OutputTail
+    started: float
+    pump: threading.Thread
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, grace: float = 3.0) -> None:
+        """Ask the process tree to stop, then kill all of it."""
+        if self.popen.poll() is None:
+            _signal_tree(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        _kill_tree(self.popen)
+        self.pump.join(1.0)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _signal_tree(pid: int, sig: int) -> None:
+    # Signal the team's first process (the one below ``unshare``), which is where a server
+    # installs its handlers; SIGTERM to ``unshare`` itself would only kill it.
+    for target in _children(pid) or [pid]:
+        try:
+            os.kill(target, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _kill_tree(popen: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(popen.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        popen.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+@dataclass
+class Sandbox:
+    """A private, isolated copy of one submission, and the way to run its commands."""
+
+    spec: SubmissionSpec
+    hidden: list[Path]
+    limits: Limits = field(default_factory=Limits)
+    public_data: Path | None = None
+    workspace_root: Path | None = None
+    isolation: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        base = self.workspace_root or Path(os.environ.get("SHIPML_WORKSPACE", "/var/tmp"))
+        base.mkdir(parents=True, exist_ok=True)
+        self.workspace = Path(tempfile.mkdtemp(prefix="shipml-", dir=base))
+        os.chmod(self.workspace, 0o755)
+        self.copy = self.workspace / "submission"
+        self.root_mode = os.geteuid() == 0 and shutil.which("unshare") is not None
+        # A uid no other process uses, so RLIMIT_NPROC and kill() cannot touch anyone else.
+        self.uid = 200000 + os.getpid() if self.root_mode else None
+        shutil.copytree(self.spec.root, self.copy, symlinks=True, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__"))
+        self.data_dir = self.workspace / "data"
+        if self.public_data is not None:
+            shutil.copytree(self.public_data, self.data_dir)
+        else:
+            self.data_dir.mkdir()
+        if self.uid is not None:
+            for path in (self.copy, self.data_dir):
+                for dirpath, _dirs, files in os.walk(path):
+                    os.lchown(dirpath, self.uid, self.uid)
+                    for name in files:
+                        os.lchown(os.path.join(dirpath, name), self.uid, self.uid)
+            self.isolation.append(
+                f"processes: pid+mount namespace, unprivileged uid {self.uid}, hidden paths masked, private /tmp"
+            )
+        else:
+            self.isolation.append(
+                "processes: process group only (not root: no namespaces, no uid drop; hidden paths are not masked)"
+            )
+        self.isolation.append(
+            f"limits: memory {self.limits.memory_mb} MiB, {self.limits.nproc} processes, "
+            f"CPU {self.limits.cpu_seconds} s, files {self.limits.fsize_mb} MiB, output {self.limits.output_bytes // 1024} KiB kept"
+        )
+        self._processes: list[Process] = []
+
+    def render(self, template: str, **values: str | int) -> str:
+        base: dict[str, str | int] = {"python": sys.executable, "data": str(self.data_dir)}
+        base.update(values)
+        return template.format(**{k: shlex.quote(str(v)) for k, v in base.items()})
+
+    def _argv(self, command: str) -> list[str]:
+        jail = [sys.executable, "-m", "autograder.jail", "--cwd", str(self.copy)]
+        lim = self.limits
+        jail += ["--memory-mb", str(lim.memory_mb), "--nproc", str(lim.nproc)]
+        jail += ["--cpu-seconds", str(lim.cpu_seconds), "--fsize-mb", str(lim.fsize_mb)]
+        if self.uid is None:
+            return [*jail, "--", command]
+        jail += ["--uid", str(self.uid), "--tmp-size", lim.tmp_size, "--staging", str(self.workspace / "staging")]
+        for path in self._masks():
+            jail += ["--mask", str(path)]
+        for path in self._exposes():
+            jail += ["--expose", str(path)]
+        unshare = ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--propagation", "private"]
+        return [*unshare, *jail, "--", command]
+
+    def _masks(self) -> list[Path]:
+        home = Path(os.path.expanduser("~root"))
+        return [*(p.resolve() for p in self.hidden), home]
+
+    def _exposes(self) -> list[Path]:
+        # What the team's processes need even when it lies under a masked folder: the
+        # interpreter, the kit's own package, and their workspace.
+        import autograder
+
+        kit_pkg = Path(autograder.__file__).resolve().parent
+        return [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), kit_pkg, self.workspace]
+
+    def _env(self) -> dict[str, str]:
+        keep = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+        env = {k: os.environ[k] for k in keep if k in os.environ}
+        env.update(
+            HOME=str(self.copy),
+            PYTHONPATH=str(self.copy),
+            PYTHONDONTWRITEBYTECODE="1",
+            PYTHONUNBUFFERED="1",
+            OMP_NUM_THREADS="1",
+            OPENBLAS_NUM_THREADS="1",
+            MPLCONFIGDIR="/tmp",
+            SHIPML_SANDBOX="1",
+        )
+        return env
+
+    def spawn(self, command: str) -> Process:
+        """Start a long-running team command (a service)."""
+        popen = subprocess.Popen(
+            self._argv(command),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=self._env(),
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+        output = OutputTail(self.limits.output_bytes)
+        assert popen.stdout is not None
+        proc = Process(command, popen, output, time.monotonic(), output.pump(popen.stdout))
+        self._processes.append(proc)
+        return proc
+
+    def run(self, command: str, timeout: float) -> CommandResult:
+        """Run a team command to completion, within ``timeout`` seconds of wall-clock time."""
+        proc = self.spawn(command)
+        timed_out = False
+        try:
+            proc.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        proc.stop(grace=0.5)
+        self._processes.remove(proc)
+        return CommandResult(
+            command=command,
+            returncode=proc.popen.returncode if not timed_out else None,
+            output=proc.output.text(),
+            duration=time.monotonic() - proc.started,
+            timed_out=timed_out,
+            output_truncated=proc.output.truncated,
+        )
+
+    def forget(self, proc: Process) -> None:
+        """Stop ``proc`` and stop tracking it."""
+        proc.stop()
+        if proc in self._processes:
+            self._processes.remove(proc)
+
+    def close(self) -> None:
+        """Kill everything this sandbox started and remove the private copy."""
+        for proc in self._processes:
+            proc.stop(grace=1.0)
+        self._processes.clear()
+        shutil.rmtree(self.workspace, ignore_errors=True)

@@ -1,0 +1,111 @@
+"""Service lifecycle: pick a port, start the team's ``serve`` command, wait for health, stop."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from autograder.sandbox import Process, Sandbox, free_port
+
+
+class ServiceUnavailable(Exception):
+    """The team's service is not up: the message says why and shows the tail of its log."""
+
+
+@dataclass
+class Service:
+    """A running team service, as the checks see it."""
+
+    sandbox: Sandbox
+    command_template: str
+    health_path: str
+    startup_timeout: float
+    port: int = 0
+    process: Process | None = None
+    startup_seconds: float = 0.0
+    restarts: int = 0
+    failure: str = ""
+    _client: httpx.Client | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the service and wait until its health path answers 200, or fail with the reason."""
+        try:
+            self._start()
+        except ServiceUnavailable as exc:
+            self.failure = str(exc)
+            raise
+
+    def _start(self) -> None:
+        self.stop()
+        self.port = free_port()
+        command = self.sandbox.render(self.command_template, port=self.port)
+        self.process = self.sandbox.spawn(command)
+        started = time.monotonic()
+        deadline = started + self.startup_timeout
+        last = "no answer yet"
+        with httpx.Client(base_url=self.url, timeout=2.0) as probe:
+            while time.monotonic() < deadline:
+                if not self.process.alive():
+                    code = self.process.popen.returncode
+                    raise ServiceUnavailable(
+                        f"the serve command exited with code {code} before it became healthy. "
+                        f"Last lines of its log:\n{self.log_tail()}"
+                    )
+                try:
+                    response = probe.get(self.health_path)
+                    if response.status_code == 200:
+                        self.startup_seconds = time.monotonic() - started
+                        return
+                    last = f"{self.health_path} answered {response.status_code}"
+                except httpx.HTTPError as exc:
+                    last = f"{self.health_path}: {exc.__class__.__name__}"
+                time.sleep(0.05)
+        self.stop()
+        raise ServiceUnavailable(
+            f"the service did not become healthy within {self.startup_timeout:g} s ({last}); "
+            f"it must listen on 127.0.0.1:{{port}} and answer 200 on {self.health_path}. "
+            f"Last lines of its log:\n{self.log_tail()}"
+        )
+
+    def ensure(self) -> None:
+        """Make sure the service is up, restarting it if an earlier check killed it."""
+        if self.process is not None and self.process.alive():
+            return
+        if self.failure:
+            # It never became healthy: say so again at once rather than wait out the limit per check.
+            raise ServiceUnavailable(self.failure)
+        if self.process is not None:
+            self.restarts += 1
+        self.start()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.alive()
+
+    def client(self, timeout: float = 10.0) -> httpx.Client:
+        """A client for the service; checks own and close it (``with ctx.client() as c``)."""
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+    def describe_exit(self, wait: float = 1.0) -> str:
+        """After a dropped connection: did the service die, and what did it print last?"""
+        if self.process is None:
+            return "the service never started"
+        try:
+            self.process.popen.wait(wait)
+        except Exception:  # noqa: BLE001 - still running is an answer too
+            return f"the service dropped the connection but is still running. Last log lines:\n{self.log_tail()}"
+        return f"the service died (exit code {self.process.popen.returncode}). Last log lines:\n{self.log_tail()}"
+
+    def log_tail(self, lines: int = 20) -> str:
+        if self.process is None:
+            return "(the service never started)"
+        return self.process.output.text(last_lines=lines) or "(the service printed nothing)"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.sandbox.forget(self.process)

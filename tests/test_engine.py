@@ -1,0 +1,140 @@
+"""The engine on tiny fixture submissions: each misbehaviour gets the right result and message,
+and nothing is left running afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ENGINE_FIXTURE, is_root, shipml
+
+from autograder.results import read_results
+
+pytestmark = pytest.mark.slow
+
+
+def grade(folder: Path, out: Path, *extra: str) -> dict[str, object]:
+    shipml("grade", str(ENGINE_FIXTURE), str(folder), "--out", str(out), "--quiet", *extra, check=True, timeout=180)
+    return {c.id: c for c in read_results(out / "instructor" / "results.json").checks}
+
+
+def leftover(token: str) -> list[str]:
+    """Processes whose command line carries ``token`` (read from /proc, not via a shell)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if token in cmdline:
+                found.append(f"{pid}: {cmdline}")
+    return found
+
+
+def test_healthy_service_gets_full_marks(fixture_submission, tmp_path):
+    checks = grade(fixture_submission("healthy"), tmp_path / "out")
+    assert {k: c.score for k, c in checks.items()} == {"service_starts": 2, "requests_answered": 3, "tests_pass": 5}
+    assert "healthy in" in checks["service_starts"].message
+
+
+def test_never_healthy_says_why_and_shows_the_log(fixture_submission, tmp_path):
+    checks = grade(fixture_submission("never_healthy", startup=3), tmp_path / "out")
+    msg = checks["service_starts"].message
+    assert checks["service_starts"].score == 0 and checks["requests_answered"].score == 0
+    assert "did not become healthy within 3 s" in msg and "/health answered 503" in msg
+    assert "listening on" in msg, "the log tail is shown"
+    assert checks["tests_pass"].score == 5, "checks that do not need the service keep their points"
+
+
+def test_crash_mid_check_names_the_request_and_the_exit(fixture_submission, tmp_path):
+    checks = grade(fixture_submission("crash"), tmp_path / "out")
+    msg = checks["requests_answered"].message
+    assert checks["requests_answered"].score == 0
+    assert "request 6 of 20" in msg and "died (exit code 3)" in msg
+    assert checks["service_starts"].score == 2
+
+
+def test_hanging_request_fails_within_the_limit(fixture_submission, tmp_path):
+    started = time.monotonic()
+    checks = grade(fixture_submission("hang"), tmp_path / "out")
+    assert checks["requests_answered"].score == 0
+    assert "request 3 of 20" in checks["requests_answered"].message and "got no answer" in checks["requests_answered"].message
+    assert time.monotonic() - started < 60
+
+
+def test_flood_of_output_is_bounded(fixture_submission, tmp_path):
+    checks = grade(fixture_submission("flood"), tmp_path / "out")
+    assert checks["tests_pass"].score == 5 and checks["requests_answered"].score == 3
+    size = (tmp_path / "out" / "instructor" / "results.json").stat().st_size
+    assert size < 200_000, "a 200 MB flood must not reach the results"
+
+
+def test_daemonised_child_does_not_outlive_grading(fixture_submission, tmp_path, monkeypatch):
+    token = f"shipml-daemon-{os.getpid()}-{time.time_ns()}"
+    folder = fixture_submission("daemon")
+    # The token reaches the daemon through the sandbox's environment: a marker we can look for.
+    toml = folder / "submission.toml"
+    toml.write_text(toml.read_text().replace("{python} server.py", f"FIXTURE_TOKEN={token} {{python}} server.py"))
+    checks = grade(folder, tmp_path / "out")
+    assert checks["service_starts"].score == 2
+    assert leftover(token) == []
+
+
+@pytest.mark.skipif(not is_root(), reason="masking hidden data needs root (namespaces); CI runs as root")
+def test_submission_cannot_read_hidden_data_write_its_grade_or_see_the_network(fixture_submission, tmp_path):
+    out = tmp_path / "out"
+    target = out / "results.json"
+    checks = grade(fixture_submission("steal", test_args=f"{target} {out}/instructor/results.json"), out)
+    assert checks["tests_pass"].score == 5, checks["tests_pass"].message
+    data = json.loads(target.read_text())
+    assert data["score"] != 1000 and "tests" in data
+
+
+def test_grade_all_resumes_after_sigkill(tmp_path):
+    from conftest import make_fixture_submission
+
+    root = tmp_path / "class"
+    for i in range(6):
+        folder = make_fixture_submission(root, "healthy")
+        folder.rename(root / f"team{i:02d}")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "autograder", "grade-all", str(ENGINE_FIXTURE), str(root), "--out", str(out), "--jobs", "2"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(out.glob("*/results.json"))) < 2:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/results.json")}
+    assert 2 <= len(done_before) < 6, "the kill landed mid-run"
+    for path in out.rglob("*.json"):
+        json.loads(path.read_text())  # no torn file
+    result = shipml("grade-all", str(ENGINE_FIXTURE), str(root), "--out", str(out), "--jobs", "2", timeout=300)
+    assert result.returncode == 0, result.stderr
+    after = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/results.json")}
+    assert set(after) == {f"team{i:02d}" for i in range(6)}
+    assert all(after[name] == mtime for name, mtime in done_before.items()), "graded submissions are not graded again"
+    rows = (out / "grades.csv").read_text().splitlines()
+    assert len(rows) == 7 and all(row.split(",")[3] == "10.0" for row in rows[1:])
+    assert "skipped" in result.stdout
+
+
+def test_grade_all_time_limit_stops_one_submission_not_the_rest(tmp_path):
+    from conftest import make_fixture_submission
+
+    root = tmp_path / "class"
+    make_fixture_submission(root, "healthy")
+    slow = make_fixture_submission(root, "never_healthy", startup=60)
+    out = tmp_path / "out"
+    result = shipml("grade-all", str(ENGINE_FIXTURE), str(root), "--out", str(out), "--jobs", "2", "--time-limit", "8", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert read_results(out / "healthy" / "results.json").score == 10
+    stopped = read_results(out / slow.name / "instructor" / "results.json")
+    assert stopped.score == 0 and "stopped after 8 s" in stopped.checks[0].message
