@@ -16,7 +16,7 @@ from autograder.engine import CheckFunction
 from autograder.errors import ShipmlError
 from autograder.spec import LabSpec, load_lab
 
-CHECK_MODULES = ("autograder.checks_common",)
+CHECK_MODULES = ("autograder.checks_common", "autograder.checks_serving")
 
 LABS_DIR = Path(__file__).resolve().parent.parent / "labs"
 

@@ -202,7 +202,7 @@ def grade(
             if on_check is not None:
                 on_check(result)
         if service is not None and service.restarts:
-            notes.append(f"The service died during grading and was restarted {service.restarts} time(s).")
+            notes.append(f"The service died during grading and was restarted {service.restarts} time(s). First death: {service.deaths[0]}")
     finally:
         if service is not None:
             service.stop()

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -261,6 +262,10 @@ class Sandbox:
             f"CPU {self.limits.cpu_seconds} s, files {self.limits.fsize_mb} MiB, output {self.limits.output_bytes // 1024} KiB kept"
         )
         self._processes: list[Process] = []
+        # Every team process is started from this one long-lived thread: PR_SET_PDEATHSIG fires
+        # when the *thread* that forked a child exits, so a service started from a short-lived
+        # check thread would be killed when that check ends.
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
 
     def render(self, template: str, **values: str | int) -> str:
         base: dict[str, str | int] = {"python": sys.executable, "data": str(self.data_dir)}
@@ -311,7 +316,8 @@ class Sandbox:
 
     def spawn(self, command: str) -> Process:
         """Start a long-running team command (a service)."""
-        popen = subprocess.Popen(
+        popen = self._spawner.submit(
+            subprocess.Popen,
             self._argv(command),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -319,7 +325,7 @@ class Sandbox:
             env=self._env(),
             start_new_session=True,
             preexec_fn=die_with_parent,
-        )
+        ).result()
         output = OutputTail(self.limits.output_bytes)
         assert popen.stdout is not None
         proc = Process(command, popen, output, time.monotonic(), output.pump(popen.stdout))
@@ -345,6 +351,14 @@ class Sandbox:
             output_truncated=proc.output.truncated,
         )
 
+    def exchange_dir(self) -> Path:
+        """A fresh folder where the harness puts a command's input and the team writes output."""
+        folder = Path(tempfile.mkdtemp(prefix="io-", dir=self.workspace))
+        os.chmod(folder, 0o755)
+        if self.uid is not None:
+            os.chown(folder, self.uid, self.uid)
+        return folder
+
     def forget(self, proc: Process) -> None:
         """Stop ``proc`` and stop tracking it."""
         proc.stop()
@@ -356,4 +370,5 @@ class Sandbox:
         for proc in self._processes:
             proc.stop(grace=1.0)
         self._processes.clear()
+        self._spawner.shutdown(wait=False)
         shutil.rmtree(self.workspace, ignore_errors=True)

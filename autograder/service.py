@@ -27,6 +27,7 @@ class Service:
     startup_seconds: float = 0.0
     restarts: int = 0
     failure: str = ""
+    deaths: list[str] = field(default_factory=list)
     _client: httpx.Client | None = field(default=None, repr=False)
 
     @property
@@ -82,6 +83,7 @@ class Service:
             raise ServiceUnavailable(self.failure)
         if self.process is not None:
             self.restarts += 1
+            self.deaths.append(f"exit code {self.process.popen.returncode}; last lines: {self.log_tail(5)}")
         self.start()
 
     def alive(self) -> bool:

@@ -1,0 +1,281 @@
+"""Checks of the serving lab: a team's live flight-delay service, through its HTTP API.
+
+Each check is about one property of the running service, and its message says what to change.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, f1_score
+
+from autograder import flights_api, loadgen
+from autograder.engine import CheckFailed, Context, Verdict, partial, passed
+from autograder.sandbox import free_port
+
+REQUIRED_PATHS = {"/predict": "post", "/health": "get", "/version": "get"}
+
+
+def _short(body: Any) -> str:
+    text = body if isinstance(body, str) else json.dumps(body, default=str)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _valid_prediction(body: Any, version: str | None = None, need_version: bool = True) -> str:
+    """What is wrong with a /predict answer, or '' when it keeps the contract."""
+    if not isinstance(body, dict):
+        return f"the answer is not a JSON object: {_short(body)}"
+    p, label, threshold, model = (body.get(k) for k in ("delay_probability", "delayed", "threshold", "model_version"))
+    if not isinstance(p, int | float) or isinstance(p, bool) or not 0 <= p <= 1:
+        return f"delay_probability must be a number in [0, 1], got {p!r}"
+    if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not 0 <= threshold <= 1:
+        return f"threshold must be a number in [0, 1], got {threshold!r}"
+    if not isinstance(label, bool):
+        return f"delayed must be true or false, got {label!r}"
+    if label != (p >= threshold):
+        return f"delayed={label} contradicts delay_probability={p} with threshold={threshold} (delayed means probability >= threshold)"
+    if need_version and (not isinstance(model, str) or not model.strip()):
+        return f"model_version must be a non-empty string naming the model that answered, got {model!r}"
+    if version is not None and model != version:
+        return f"model_version {model!r} differs from /version's {version!r}"
+    return ""
+
+
+def check_api_contract(ctx: Context) -> Verdict:
+    """OpenAPI is served with the contract's paths; /predict answers valid flights in the contract's shape."""
+    rows = int(ctx.params.get("rows", 20))
+    requests = flights_api.to_requests(flights_api.labelled_flights("validation", rows))
+    # A carrier of the airlines table that the training months never saw must still get an answer.
+    unseen = {**requests[0], "carrier": "OO", "weather": None}
+    with ctx.client() as client:
+        doc = client.get("/openapi.json")
+        if doc.status_code != 200:
+            raise CheckFailed(f"GET /openapi.json answered {doc.status_code}; serve the OpenAPI document there (FastAPI does by default)")
+        try:
+            paths = doc.json().get("paths", {})
+        except (ValueError, AttributeError):
+            raise CheckFailed("GET /openapi.json did not return a JSON OpenAPI document") from None
+        missing = [f"{m.upper()} {p}" for p, m in REQUIRED_PATHS.items() if m not in paths.get(p, {})]
+        if missing:
+            raise CheckFailed(f"the OpenAPI document lacks {', '.join(missing)}; implement every endpoint of the contract")
+        info = client.get("/version")
+        version = info.json().get("model_version") if info.status_code == 200 else None
+        if not isinstance(version, str) or not version.strip():
+            raise CheckFailed(f"GET /version must answer 200 with a non-empty model_version, got {info.status_code}: {_short(info.text)}")
+        for i, body in enumerate([*requests, unseen], start=1):
+            name = "a valid carrier absent from training (OO)" if body is unseen else f"flight {i} ({body['carrier']} {body['origin']}->{body['dest']})"
+            response = client.post("/predict", json=body)
+            if response.status_code != 200:
+                raise CheckFailed(f"POST /predict for {name} answered {response.status_code}: {_short(response.text)}; request: {_short(body)}")
+            problem = _valid_prediction(response.json(), version)
+            if problem:
+                raise CheckFailed(f"POST /predict for {name}: {problem}")
+    return passed(f"OpenAPI served; {rows + 1} valid requests answered in the contract's shape (model {version}).")
+
+
+def _named_bad_inputs(good: dict[str, Any]) -> list[tuple[str, bytes | None, dict[str, Any] | None]]:
+    """(name, raw body, JSON body): each must get a 4xx."""
+    def with_(**changes: Any) -> dict[str, Any]:
+        return {**good, **changes}
+
+    without = {k: v for k, v in good.items() if k != "carrier"}
+    return [
+        ("malformed JSON", b'{"carrier": "UA", "origin": ', None),
+        ("empty body", b"", None),
+        ("a JSON list instead of an object", None, [good]),  # type: ignore[list-item]
+        ("missing field 'carrier'", None, without),
+        ("extra field 'price'", None, with_(price=99)),
+        ("distance as text", None, with_(distance="far")),
+        ("negative distance", None, with_(distance=-100)),
+        ("departure hour 25", None, with_(scheduled_departure="2013-09-02T25:10:00")),
+        ("not a date", None, with_(scheduled_departure="next tuesday")),
+        ("unknown carrier 'ZZ'", None, with_(carrier="ZZ")),
+        ("unknown origin airport 'BOS'", None, with_(origin="BOS")),
+        ("unknown destination airport 'QQQ'", None, with_(dest="QQQ")),
+        ("weather as a string", None, with_(weather="sunny")),
+        ("humidity of 180%", None, with_(weather={**(good.get("weather") or {}), "humid": 180})),
+        ("a 2 MB body", None, with_(notes="x" * 2_000_000)),
+    ]
+
+
+def _generated_cases(schema_doc: dict[str, Any], count: int) -> list[tuple[str, bytes | None, Any]]:
+    """Requests to POST /predict generated by schemathesis from the team's own OpenAPI document,
+    half of them breaking the schema on purpose. Deterministic: the same cases every run."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_dict(schema_doc)
+    operation = next(op.ok() for op in schema.get_all_operations() if op.ok().path == "/predict")
+    cases: list[tuple[str, bytes | None, Any]] = []
+    def collector(label: str) -> Any:
+        def collect(case: Any) -> None:
+            raw = case.body if isinstance(case.body, bytes) else None
+            cases.append((label, raw, None if raw is not None else case.body))
+
+        return collect
+
+    for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+        run = settings(max_examples=count // 2, database=None, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))(
+            given(operation.as_strategy(generation_mode=mode))(collector(f"generated {mode.value} case"))
+        )
+        run()
+    return cases
+
+
+def check_bad_input_handled(ctx: Context) -> Verdict:
+    """Bad input gets a clear 4xx, generated input never gets a 5xx or a hang, and the service lives."""
+    good = flights_api.to_requests(flights_api.labelled_flights("validation", 1))[0]
+    timeout = float(ctx.params.get("request_timeout", 5.0))
+    service = ctx.service()
+    with service.client(timeout=timeout) as client:
+        schema_doc = client.get("/openapi.json").json()
+        named = _named_bad_inputs(good)
+        generated = _generated_cases(schema_doc, int(ctx.params.get("generated", 60)))
+        for kind, cases in (("named", named), ("generated", generated)):
+            for name, raw, body in cases:
+                shown = _short(raw.decode(errors="replace") if raw is not None else body)
+                try:
+                    if raw is not None:
+                        response = client.post("/predict", content=raw, headers={"content-type": "application/json"})
+                    else:
+                        response = client.post("/predict", json=body)
+                except httpx.TimeoutException:
+                    raise CheckFailed(f"POST /predict with {name} got no answer within {timeout:g} s; answer bad input quickly with a 4xx. Request: {shown}") from None
+                except httpx.TransportError:
+                    raise CheckFailed(f"POST /predict with {name} broke the connection: {service.describe_exit()}\nRequest: {shown}") from None
+                if response.status_code >= 500:
+                    raise CheckFailed(f"POST /predict with {name} answered {response.status_code}; validate the input and answer 4xx (422) naming the bad field. Request: {shown}")
+                if kind == "named" and not 400 <= response.status_code < 500:
+                    raise CheckFailed(f"POST /predict with {name} answered {response.status_code}; bad input must get a 4xx that names the problem. Request: {shown}")
+        if client.get("/health").status_code != 200 or not service.alive():
+            raise CheckFailed("after the bad requests the service is no longer healthy; bad input must never take it down")
+    return passed(f"{len(named)} named bad inputs got a 4xx; {len(generated)} generated requests got no 5xx; the service stayed healthy.")
+
+
+def check_latency_under_load(ctx: Context) -> Verdict:
+    """p50/p95 latency and throughput under concurrent clients meet the lab's limits."""
+    p = ctx.params
+    concurrency, total = int(p.get("concurrency", 8)), int(p.get("requests", 2000))
+    payloads = flights_api.to_requests(flights_api.labelled_flights("validation", 200))
+    service = ctx.service()
+    loadgen.send(service.url + "/predict", payloads, total=min(200, total), concurrency=concurrency)  # warm-up
+    result = loadgen.send(service.url + "/predict", payloads, total=total, concurrency=concurrency, budget=float(p.get("budget", 60)))
+    failure = result.first_failure()
+    if failure is not None:
+        raise CheckFailed(f"request {failure.index} under load answered {failure.status or failure.error}; a service under load must still answer every request")
+    p50, p95, p99, rps = result.percentile_ms(50), result.percentile_ms(95), result.percentile_ms(99), result.throughput
+    figures = f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, {rps:.0f} requests/s with {concurrency} concurrent clients"
+    details = {"p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "rps": rps, "requests": len(result.replies)}
+    misses = []
+    if result.stopped_early:
+        misses.append(f"only {len(result.replies)} of {total} requests finished within the time budget")
+    if p50 > p["p50_ms"]:
+        misses.append(f"p50 is above {p['p50_ms']} ms")
+    if p95 > p["p95_ms"]:
+        misses.append(f"p95 is above {p['p95_ms']} ms")
+    if rps < p["min_rps"]:
+        misses.append(f"throughput is below {p['min_rps']} requests/s")
+    if misses:
+        raise CheckFailed(f"{figures}: {'; '.join(misses)}. Profile the /predict path: avoid per-request DataFrames, sleeps and model reloads.", **details)
+    return passed(figures, **details)
+
+
+def check_accuracy_in_production(ctx: Context) -> Verdict:
+    """F1 and PR AUC of the live API on the held-out months beat the majority baseline and the lab's limits."""
+    ctx.require_hidden()
+    frame = flights_api.labelled_flights("heldout", int(ctx.params.get("rows", 2000)))
+    payloads = flights_api.to_requests(frame)
+    result = loadgen.send(ctx.service().url + "/predict", payloads, concurrency=8, keep_bodies=True, timeout=10, budget=float(ctx.params.get("budget", 90)))
+    answered = [r for r in result.ok if not _valid_prediction(r.body, need_version=False)]
+    if len(answered) < len(payloads):
+        bad = result.first_failure() or next(r for r in result.replies if r not in answered)
+        raise CheckFailed(f"only {len(answered)} of {len(payloads)} held-out flights got a valid prediction; the first other answer: {bad.status} {_short(bad.body or bad.error)}")
+    y = frame["late"].astype(bool).to_numpy()
+    proba = np.array([r.body["delay_probability"] for r in answered])
+    label = np.array([r.body["delayed"] for r in answered])
+    f1, pr_auc, base = float(f1_score(y, label, zero_division=0)), float(average_precision_score(y, proba)), float(y.mean())
+    figures = f"on {len(y)} held-out flights (Sep-Dec): F1 {f1:.3f}, PR AUC {pr_auc:.3f}; the majority baseline has F1 0.000 and PR AUC {base:.3f}"
+    min_f1, min_lift = float(ctx.params["min_f1"]), float(ctx.params["min_pr_auc_lift"])
+    score = 0.5 * (f1 >= min_f1) + 0.5 * (pr_auc >= base + min_lift)
+    details = {"f1": f1, "pr_auc": pr_auc, "baseline_pr_auc": base}
+    if score < 1:
+        return partial(score, f"{figures}. Needed: F1 >= {min_f1} and PR AUC >= baseline + {min_lift}. Serve a trained model, and check it on later months than it was trained on.", **details)
+    return passed(figures, **details)
+
+
+def check_no_training_serving_skew(ctx: Context) -> Verdict:
+    """On the same flights, the live API's probabilities match the offline predict command's."""
+    tolerance = float(ctx.params.get("tolerance", 1e-6))
+    requests = flights_api.to_requests(flights_api.labelled_flights("validation", int(ctx.params.get("rows", 300)), seed=7))
+    io = ctx.sandbox.exchange_dir()
+    flights_api.requests_table(requests).to_csv(io / "input.csv", index=False)
+    run = ctx.run("predict", input=str(io / "input.csv"), output=str(io / "predictions.csv"))
+    if not run.ok:
+        tail = "\n".join(run.output.splitlines()[-10:])
+        raise CheckFailed(f"the offline predict command failed: {run.explain()}. Last lines:\n{tail}")
+    try:
+        offline = pd.read_csv(io / "predictions.csv")["delay_probability"].to_numpy(dtype=float)
+    except (OSError, KeyError, ValueError) as exc:
+        raise CheckFailed(f"could not read a delay_probability column from the predict command's {{output}} CSV ({exc})") from None
+    if len(offline) != len(requests):
+        raise CheckFailed(f"the predict command wrote {len(offline)} rows for {len(requests)} input rows; write one prediction per row, in order")
+    result = loadgen.send(ctx.service().url + "/predict", requests, concurrency=4, keep_bodies=True)
+    if len(result.ok) != len(requests):
+        raise CheckFailed(f"only {len(result.ok)} of {len(requests)} requests to /predict succeeded")
+    online = np.array([r.body["delay_probability"] for r in result.replies], dtype=float)
+    diff = np.abs(online - offline)
+    worst = int(np.argmax(diff))
+    if diff[worst] > tolerance:
+        bad = int((diff > tolerance).sum())
+        raise CheckFailed(
+            f"{bad} of {len(requests)} flights get a different probability online than offline; the largest gap is "
+            f"{diff[worst]:.4f} (API {online[worst]:.4f}, offline {offline[worst]:.4f}) for {_short(requests[worst])}. "
+            "Serving must compute features exactly as training does (same time zone, same joins, same encoding).",
+            max_abs_diff=float(diff[worst]),
+        )
+    return passed(f"API and offline predictions agree on {len(requests)} flights (largest gap {diff[worst]:.2g}).", max_abs_diff=float(diff[worst]))
+
+
+def check_health_is_honest(ctx: Context) -> Verdict:
+    """A fresh instance becomes healthy within the limit, and not before its model answers."""
+    limit = ctx.submission.service.startup_timeout
+    path = ctx.submission.service.health_path
+    first_ms = float(ctx.params.get("first_answer_ms", 500))
+    good = flights_api.to_requests(flights_api.labelled_flights("validation", 1))[0]
+    port = free_port()
+    process = ctx.sandbox.spawn(ctx.sandbox.render(ctx.submission.command("serve"), port=port))
+    started = time.monotonic()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=2.0) as client:
+            while time.monotonic() - started < limit:
+                if not process.alive():
+                    raise CheckFailed(f"the serve command exited with code {process.popen.returncode} while starting. Last lines:\n{process.output.text(last_lines=15)}")
+                try:
+                    healthy = client.get(path).status_code == 200
+                except httpx.TransportError:
+                    healthy = False
+                if healthy:
+                    seconds = time.monotonic() - started
+                    t0 = time.monotonic()
+                    response = client.post("/predict", json=good, timeout=30.0)
+                    answer_ms = (time.monotonic() - t0) * 1000
+                    if response.status_code != 200 or _valid_prediction(response.json(), need_version=False):
+                        raise CheckFailed(
+                            f"{path} said healthy after {seconds:.2f} s, but /predict then answered {response.status_code}: {_short(response.text)}. "
+                            "Report healthy only once the model is loaded and answering (load it before the server accepts requests)."
+                        )
+                    if answer_ms > first_ms:
+                        raise CheckFailed(
+                            f"{path} said healthy after {seconds:.2f} s, but the first /predict then took {answer_ms:.0f} ms (limit {first_ms:g} ms): "
+                            "the model was not ready. Load and warm the model before reporting healthy, not on the first request."
+                        )
+                    return passed(f"healthy after {seconds:.2f} s (limit {limit:g} s), and the model answered at once ({answer_ms:.0f} ms).", startup_seconds=seconds)
+                time.sleep(0.01)
+        raise CheckFailed(f"a fresh instance did not become healthy within {limit:g} s. Last lines:\n{process.output.text(last_lines=15)}")
+    finally:
+        ctx.sandbox.forget(process)
