@@ -108,11 +108,27 @@ def cmd_checks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from autograder.demo import run_demo
+
+    return run_demo(Path(args.out), console, site=not args.no_site)
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    from autograder.site import build_site, count_pages
+
+    root = build_site(Path(args.out), clean=args.clean)
+    console.print(f"Built {count_pages(root)} pages: open {root / 'index.html'}")
+    return 0
+
+
 VERBS = {
     "checks": (cmd_checks, "list a lab's checks with their points, visibility and ML Test Score test"),
     "check": (cmd_check, "run a lab's public checks on a submission folder (a team's self-check)"),
     "grade": (cmd_grade, "run all of a lab's checks on one submission and write its reports"),
     "grade-all": (cmd_grade_all, "grade every submission folder of a class in parallel, resumably"),
+    "site": (cmd_site, "build the book and the slides into one static site, offline"),
+    "demo": (cmd_demo, "the main job: build the site, grade the serving lab's reference and a mutant"),
 }
 
 
@@ -123,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (fn, help_text) in VERBS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(fn=fn)
+        if name == "demo":
+            p.add_argument("--out", default="out", help="where to put the site and the reports (default: out)")
+            p.add_argument("--no-site", action="store_true", help="skip building the book and slides")
+            continue
+        if name == "site":
+            p.add_argument("--out", default="site", help="where to build the site (default: site)")
+            p.add_argument("--clean", action="store_true", help="rebuild the book from scratch (no cached notebooks)")
+            continue
         p.add_argument("lab", help="a lab folder, or a lab's name under labs/ (e.g. serving)")
         if name in ("check", "grade"):
             p.add_argument("dir", help="the submission folder (it holds submission.toml)")
