@@ -1,0 +1,89 @@
+"""P3 and P4, measured side by side in one run (ratios, because these machines are noisy).
+
+P3: requests/s of the harness's load generator divided by wrk's, against the same minimal
+    FastAPI app (goal >= 0.8: the load generator is not the bottleneck).
+P4: the reference service's requests/s divided by the minimal app's, and its p99 divided by the
+    minimal app's, both with 8 concurrent clients (goals >= 0.5 and <= 3).
+
+    python benchmarks/bench_serving.py        (needs wrk: apt-get install wrk)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from autograder import flights_api, loadgen  # noqa: E402
+from autograder.sandbox import free_port  # noqa: E402
+
+REQUESTS, CONCURRENCY = 4000, 8
+
+
+def start(argv: list[str], port: int, cwd: Path, env_path: str = "") -> subprocess.Popen[bytes]:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": env_path, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"{argv} did not start")
+
+
+def wrk(url: str, body: dict) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\nwrk.headers["Content-Type"] = "application/json"\n')
+    out = subprocess.run(["wrk", "-t1", f"-c{CONCURRENCY}", "-d5s", "-s", lua.name, url], capture_output=True, text=True).stdout
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def main() -> int:
+    if shutil.which("wrk") is None:
+        print("wrk is missing: apt-get install wrk")
+        return 1
+    payloads = flights_api.to_requests(flights_api.labelled_flights("validation", 200))
+    py = sys.executable
+    port = free_port()
+    minimal = start([py, "-m", "uvicorn", "minimal_app:app", "--port", str(port), "--log-level", "warning", "--no-access-log"], port, REPO / "benchmarks", str(REPO / "benchmarks"))
+    url = f"http://127.0.0.1:{port}/predict"
+    try:
+        loadgen.send(url, payloads, total=500, concurrency=CONCURRENCY)
+        ours = loadgen.send(url, payloads, total=REQUESTS, concurrency=CONCURRENCY)
+        theirs = wrk(url, payloads[0])
+    finally:
+        minimal.kill()
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = REPO / "labs" / "reference"
+        subprocess.run([py, "-m", "flightdelay.train", "--data", str(REPO / "datasets/flights"), "--out", f"{tmp}/model.joblib"], cwd=ref, check=True, capture_output=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ref)})
+        port = free_port()
+        service = start([py, "-m", "flightdelay.service", "--model", f"{tmp}/model.joblib", "--port", str(port)], port, ref, str(ref))
+        try:
+            url_ref = f"http://127.0.0.1:{port}/predict"
+            loadgen.send(url_ref, payloads, total=500, concurrency=CONCURRENCY)
+            reference = loadgen.send(url_ref, payloads, total=REQUESTS, concurrency=CONCURRENCY)
+        finally:
+            service.kill()
+    print(f"minimal app, harness load generator: {ours.throughput:.0f} req/s, p99 {ours.percentile_ms(99):.1f} ms")
+    print(f"minimal app, wrk -t1 -c{CONCURRENCY}:            {theirs:.0f} req/s")
+    print(f"reference service, load generator:   {reference.throughput:.0f} req/s, p99 {reference.percentile_ms(99):.1f} ms")
+    print(f"P3 load generator / wrk = {ours.throughput / theirs:.2f}  (goal >= 0.8)")
+    print(f"P4 reference / minimal  = {reference.throughput / ours.throughput:.2f} req/s ratio (goal >= 0.5), "
+          f"p99 ratio {reference.percentile_ms(99) / ours.percentile_ms(99):.2f} (goal <= 3)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
