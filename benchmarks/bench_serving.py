@@ -74,12 +74,15 @@ def main() -> int:
             url_ref = f"http://127.0.0.1:{port}/predict"
             loadgen.send(url_ref, payloads, total=500, concurrency=CONCURRENCY)
             reference = loadgen.send(url_ref, payloads, total=REQUESTS, concurrency=CONCURRENCY)
+            wrk_reference = wrk(url_ref, payloads[0])
         finally:
             service.kill()
     print(f"minimal app, harness load generator: {ours.throughput:.0f} req/s, p99 {ours.percentile_ms(99):.1f} ms")
     print(f"minimal app, wrk -t1 -c{CONCURRENCY}:            {theirs:.0f} req/s")
     print(f"reference service, load generator:   {reference.throughput:.0f} req/s, p99 {reference.percentile_ms(99):.1f} ms")
-    print(f"P3 load generator / wrk = {ours.throughput / theirs:.2f}  (goal >= 0.8)")
+    print(f"reference service, wrk -t1 -c{CONCURRENCY}:      {wrk_reference:.0f} req/s")
+    print(f"P3 load generator / wrk = {ours.throughput / theirs:.2f} on the minimal app (goal >= 0.8); "
+          f"{reference.throughput / wrk_reference:.2f} on the reference service")
     print(f"P4 reference / minimal  = {reference.throughput / ours.throughput:.2f} req/s ratio (goal >= 0.5), "
           f"p99 ratio {reference.percentile_ms(99) / ours.percentile_ms(99):.2f} (goal <= 3)")
     return 0
