@@ -43,11 +43,16 @@ def _under(path: Path, parent: Path) -> bool:
 
 
 def setup_mounts(masks: list[Path], exposes: list[Path], tmp_size: str, staging: Path) -> None:
-    """Hide ``masks`` behind empty tmpfs, then put back the ``exposes`` that lie under them."""
+    """Hide ``masks`` behind empty tmpfs and give the team a private ``/tmp``, then put back
+    the ``exposes`` (interpreter, kit package, workspace) that lie under any of them."""
     _mount("none", "/", None, _MS_REC | _MS_PRIVATE, None)
+    tmp = Path("/tmp")
+    hidden = [*masks, tmp]
+    if any(_under(staging, h) for h in hidden):
+        raise OSError(f"the sandbox workspace {staging.parent} must not lie under /tmp or a hidden path; set SHIPML_WORKSPACE")
     staged: list[tuple[Path, Path]] = []
     for i, path in enumerate(exposes):
-        if any(_under(path, m) for m in masks) and path.exists():
+        if any(_under(path, h) for h in hidden) and path.exists():
             spot = staging / str(i)
             spot.mkdir(parents=True, exist_ok=True)
             _mount(str(path), str(spot), None, _MS_BIND | _MS_REC, None)
@@ -55,10 +60,10 @@ def setup_mounts(masks: list[Path], exposes: list[Path], tmp_size: str, staging:
     for mask in masks:
         if mask.exists():
             _mount("tmpfs", str(mask), "tmpfs", 0, "size=1m,mode=0755")
+    _mount("tmpfs", str(tmp), "tmpfs", 0, f"size={tmp_size},mode=1777")
     for path, spot in staged:
         path.mkdir(parents=True, exist_ok=True)
         _mount(str(spot), str(path), None, _MS_BIND | _MS_REC, None)
-    _mount("tmpfs", "/tmp", "tmpfs", 0, f"size={tmp_size},mode=1777")
 
 
 def set_limits(memory_mb: int, nproc: int, cpu_seconds: int, fsize_mb: int) -> None:

@@ -230,6 +230,7 @@ class Sandbox:
     isolation: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # Not under /tmp: the team gets a private, size-limited /tmp of its own (see jail.py).
         base = self.workspace_root or Path(os.environ.get("SHIPML_WORKSPACE", "/var/tmp"))
         base.mkdir(parents=True, exist_ok=True)
         self.workspace = Path(tempfile.mkdtemp(prefix="shipml-", dir=base))
