@@ -16,6 +16,7 @@ import argparse
 import ctypes
 import os
 import resource
+import signal
 import sys
 from pathlib import Path
 
@@ -99,11 +100,44 @@ def main(argv: list[str] | None = None) -> int:
             os.setgid(args.uid)
             os.setuid(args.uid)
         os.chdir(args.cwd)
-        os.execv("/bin/sh", ["/bin/sh", "-c", " ".join(command)])
     except OSError as exc:
         print(f"shipml sandbox: could not start the command: {exc}", file=sys.stderr)
         return 126
-    return 0  # not reached: execv replaced this process
+    return supervise(["/bin/sh", "-c", " ".join(command)])
+
+
+def supervise(argv: list[str]) -> int:
+    """Run ``argv`` as our child and act as the namespace's init until it exits.
+
+    In a new PID namespace the first process is PID 1, which the kernel shields from signals
+    it has no handler for: a plain ``sh`` there would ignore SIGTERM and every stop would wait
+    out its grace period. So this process stays PID 1 (no library does this small job in the
+    standard library; tini does it in C): it forwards SIGTERM/SIGINT to the command's process
+    group, reaps orphans, and exits with the command's status. When it exits, the kernel kills
+    whatever the team left in the namespace.
+    """
+    child = os.fork()
+    if child == 0:
+        os.setpgid(0, 0)
+        os.execv(argv[0], argv)
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.killpg(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 0
+        except InterruptedError:
+            continue
+        if pid == child:
+            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
 if __name__ == "__main__":

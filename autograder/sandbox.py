@@ -75,9 +75,11 @@ class CommandResult:
         """One sentence on how it ended, for a failure message."""
         if self.timed_out:
             return f"'{self.command}' did not finish within {self.duration:.0f} s and was stopped"
-        if self.returncode is not None and self.returncode < 0:
-            name = signal.Signals(-self.returncode).name
-            return f"'{self.command}' was killed by {name} (a resource limit or a crash)"
+        code = self.returncode
+        if code is not None and (code < 0 or 128 < code < 128 + 65):
+            number = -code if code < 0 else code - 128
+            name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else f"signal {number}"
+            return f"'{self.command}' was killed by {name} (a resource limit, e.g. memory or CPU time, or a crash)"
         return f"'{self.command}' exited with code {self.returncode}"
 
 

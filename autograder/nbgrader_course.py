@@ -1,0 +1,116 @@
+"""The nbgrader course around a notebook lab: feedback hygiene and submissions built from the source.
+
+* :class:`StripTracebacks`, a feedback preprocessor for ``nbgrader_config.py``: error outputs keep
+  their one-line ``ename: evalue`` and lose the traceback (which would show hidden-test lines),
+  and a cell that holds hidden tests shows only that it failed.
+* :func:`new_course` copies a lab's course template (``LAB/course``: ``nbgrader_config.py`` and
+  ``source/``) to a fresh course folder, refusing to overwrite one.
+* :func:`build_submission` turns the released notebook into a submission: the reference answers
+  from the source notebook, or those answers with some cells replaced (a *mutant*, see
+  ``LAB/mutants/*.toml``). Instructors use it to prove their grading before release; the tests
+  and the benchmark use it too.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Bool
+
+from autograder.errors import ShipmlError
+
+HIDDEN_BEGIN = "BEGIN HIDDEN TESTS"
+_SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.M)
+HIDDEN_FAILED = "a test in this cell failed (hidden tests are not shown)"
+
+
+class StripTracebacks(NbGraderPreprocessor):
+    """Feedback preprocessor: no tracebacks, and no detail from cells that hold hidden tests.
+
+    Run it *before* ``ClearHiddenTests``, which removes the hidden region it looks for.
+    """
+
+    enabled = Bool(True, help="Whether to strip tracebacks from feedback").tag(config=True)
+
+    def preprocess_cell(self, cell: Any, resources: Any, index: int) -> tuple[Any, Any]:
+        if cell.cell_type != "code":
+            return cell, resources
+        hidden = HIDDEN_BEGIN in cell.source
+        for output in cell.outputs:
+            if output.output_type == "error":
+                if hidden:
+                    output.evalue = HIDDEN_FAILED
+                output.traceback = [f"{output.ename}: {output.evalue}" if output.evalue else output.ename]
+            elif hidden and output.output_type == "stream" and output.name == "stderr":
+                output.text = "(output of a cell with hidden tests is not shown)\n"
+        return cell, resources
+
+
+def new_course(lab_dir: Path, dest: Path) -> Path:
+    """Copy ``lab_dir/course`` (config and source notebooks) into a new course folder ``dest``."""
+    template = Path(lab_dir) / "course"
+    if not (template / "nbgrader_config.py").is_file():
+        raise ShipmlError(f"{template}: no nbgrader_config.py; this lab has no nbgrader course")
+    if Path(dest).exists() and any(Path(dest).iterdir()):
+        raise ShipmlError(f"{dest}: exists and is not empty; a course folder holds grades, pick a new folder")
+    shutil.copytree(template, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    return Path(dest)
+
+
+@dataclass
+class Mutant:
+    """One defective variant of the reference answers, and the points it must lose."""
+
+    name: str
+    description: str
+    base: str = "solution"  # "solution": reference answers; "release": the notebook as released
+    cells: dict[str, str] = field(default_factory=dict)  # grade id -> new source
+    lost: dict[str, float] = field(default_factory=dict)  # grade id -> points lost
+
+
+def load_mutants(lab_dir: Path) -> list[Mutant]:
+    """Every ``LAB/mutants/*.toml``, sorted by name."""
+    mutants = []
+    for path in sorted((Path(lab_dir) / "mutants").glob("*.toml")):
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        mutants.append(Mutant(name=path.stem, **data))
+    return mutants
+
+
+def _grade_id(cell: Any) -> str:
+    return str(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", ""))
+
+
+def build_submission(source: Path, release: Path, dest: Path, mutant: Mutant | None = None) -> Path:
+    """Write ``dest``: the released notebook with the reference answers (and a mutant's changes).
+
+    Answers come from the source notebook's solution cells, solution markers removed. Test
+    cells stay as released (autograde restores hidden tests from the gradebook anyway).
+    """
+    released = nbformat.read(release, as_version=4)
+    answers = {
+        _grade_id(c): _SOLUTION_MARKERS.sub("", c.source)
+        for c in nbformat.read(source, as_version=4).cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+    }
+    base = mutant.base if mutant else "solution"
+    changes = dict(mutant.cells) if mutant else {}
+    unknown = set(changes) - {_grade_id(c) for c in released.cells}
+    if unknown:
+        raise ShipmlError(f"mutant {mutant.name if mutant else ''}: no cell {', '.join(sorted(unknown))} in {release}")
+    for cell in released.cells:
+        gid = _grade_id(cell)
+        if gid in changes:
+            cell.source = changes[gid]
+        elif base == "solution" and gid in answers:
+            cell.source = answers[gid]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(released, str(dest))
+    return dest
