@@ -245,7 +245,8 @@ def check_health_is_honest(ctx: Context) -> Verdict:
     """A fresh instance becomes healthy within the limit, and not before its model answers."""
     limit = ctx.submission.service.startup_timeout
     path = ctx.submission.service.health_path
-    first_ms = float(ctx.params.get("first_answer_ms", 500))
+    factor = float(ctx.params.get("first_answer_factor", 10))
+    slack_ms = float(ctx.params.get("first_answer_slack_ms", 50))
     good = flights_api.to_requests(flights_api.labelled_flights("validation", 1))[0]
     port = free_port()
     process = ctx.sandbox.spawn(ctx.sandbox.render(ctx.submission.command("serve"), port=port))
@@ -269,12 +270,22 @@ def check_health_is_honest(ctx: Context) -> Verdict:
                             f"{path} said healthy after {seconds:.2f} s, but /predict then answered {response.status_code}: {_short(response.text)}. "
                             "Report healthy only once the model is loaded and answering (load it before the server accepts requests)."
                         )
-                    if answer_ms > first_ms:
+                    # Compare the first answer with the service's own steady pace, so that a slow
+                    # but honest service passes and a lazily loading one does not.
+                    steady = []
+                    for _ in range(5):
+                        t0 = time.monotonic()
+                        client.post("/predict", json=good, timeout=30.0)
+                        steady.append((time.monotonic() - t0) * 1000)
+                    pace = sorted(steady)[2]
+                    allowed = factor * pace + slack_ms
+                    if answer_ms > allowed:
                         raise CheckFailed(
-                            f"{path} said healthy after {seconds:.2f} s, but the first /predict then took {answer_ms:.0f} ms (limit {first_ms:g} ms): "
-                            "the model was not ready. Load and warm the model before reporting healthy, not on the first request."
+                            f"{path} said healthy after {seconds:.2f} s, but the first /predict then took {answer_ms:.0f} ms, against "
+                            f"{pace:.0f} ms for the next ones (allowed: {allowed:.0f} ms): the model was not ready. "
+                            "Load and warm the model before reporting healthy, not on the first request."
                         )
-                    return passed(f"healthy after {seconds:.2f} s (limit {limit:g} s), and the model answered at once ({answer_ms:.0f} ms).", startup_seconds=seconds)
+                    return passed(f"healthy after {seconds:.2f} s (limit {limit:g} s); the first /predict took {answer_ms:.0f} ms, the next ones {pace:.0f} ms.", startup_seconds=seconds)
                 time.sleep(0.01)
         raise CheckFailed(f"a fresh instance did not become healthy within {limit:g} s. Last lines:\n{process.output.text(last_lines=15)}")
     finally:
