@@ -122,11 +122,13 @@ def cmd_site(args: argparse.Namespace) -> int:
     return 0
 
 
-VERBS = {
+VERBS: dict[str, tuple[object, str]] = {
     "checks": (cmd_checks, "list a lab's checks with their points, visibility and ML Test Score test"),
     "check": (cmd_check, "run a lab's public checks on a submission folder (a team's self-check)"),
     "grade": (cmd_grade, "run all of a lab's checks on one submission and write its reports"),
     "grade-all": (cmd_grade_all, "grade every submission folder of a class in parallel, resumably"),
+    "nbgrader-import": (None, "write harness scores into the nbgrader gradebook as locked task cells' grades"),
+    "nbgrader-cells": (None, "add or refresh a lab's locked harness task cells in an nbgrader source notebook"),
     "site": (cmd_site, "build the book and the slides into one static site, offline"),
     "demo": (cmd_demo, "the main job: build the site, grade the serving lab's reference and a mutant"),
 }
@@ -139,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (fn, help_text) in VERBS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(fn=fn)
+        if name.startswith("nbgrader-"):
+            from autograder import nbgrader_import as ni
+
+            if name == "nbgrader-import":
+                ni.add_arguments(p)
+                p.set_defaults(fn=ni.run)
+            else:
+                ni.add_cells_arguments(p)
+                p.set_defaults(fn=ni.run_cells)
+            continue
         if name == "demo":
             p.add_argument("--out", default="out", help="where to put the site and the reports (default: out)")
             p.add_argument("--no-site", action="store_true", help="skip building the book and slides")

@@ -7,8 +7,9 @@
   ``source/``) to a fresh course folder, refusing to overwrite one.
 * :func:`build_submission` turns the released notebook into a submission: the reference answers
   from the source notebook, or those answers with some cells replaced (a *mutant*, see
-  ``LAB/mutants/*.toml``). Instructors use it to prove their grading before release; the tests
-  and the benchmark use it too.
+  ``LAB/mutants/*.toml``). The tests and the benchmark use it;
+  ``python -m autograder.nbgrader_course proof LAB COURSE`` (:func:`write_proof_submissions`)
+  lets an instructor prove the grading on the reference and the mutants before release.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def new_course(lab_dir: Path, dest: Path) -> Path:
         raise ShipmlError(f"{template}: no nbgrader_config.py; this lab has no nbgrader course")
     if Path(dest).exists() and any(Path(dest).iterdir()):
         raise ShipmlError(f"{dest}: exists and is not empty; a course folder holds grades, pick a new folder")
-    shutil.copytree(template, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copytree(template, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     return Path(dest)
 
 
@@ -114,3 +115,53 @@ def build_submission(source: Path, release: Path, dest: Path, mutant: Mutant | N
     dest.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(released, str(dest))
     return dest
+
+
+def write_proof_submissions(lab_dir: Path, course_dir: Path, assignment: str) -> dict[str, float]:
+    """Put the reference answers and every mutant in ``submitted/proof-<name>/``.
+
+    Returns each proof student's expected autograded points (reference: all of them; a mutant:
+    all minus its ``lost``). Run ``nbgrader autograde`` and compare, then remove the students.
+    """
+    course_dir = Path(course_dir)
+    source = course_dir / "source" / assignment / f"{assignment}.ipynb"
+    release = course_dir / "release" / assignment / f"{assignment}.ipynb"
+    if not release.is_file():
+        raise ShipmlError(f"{release}: not found; run 'nbgrader generate_assignment {assignment}' first")
+    total = sum(
+        float(c.metadata["nbgrader"]["points"])
+        for c in nbformat.read(source, as_version=4).cells
+        if c.cell_type == "code" and c.get("metadata", {}).get("nbgrader", {}).get("grade")
+    )
+    expected: dict[str, float] = {}
+    for mutant in [None, *load_mutants(lab_dir)]:
+        student = f"proof-{mutant.name if mutant else 'reference'}"
+        build_submission(source, release, course_dir / "submitted" / student / assignment / f"{assignment}.ipynb", mutant)
+        expected[student] = total - sum(mutant.lost.values()) if mutant else total
+    return expected
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m autograder.nbgrader_course proof LAB COURSE [ASSIGNMENT]``."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (3, 4) or args[0] != "proof":
+        print("usage: python -m autograder.nbgrader_course proof LAB COURSE [ASSIGNMENT]", file=sys.stderr)
+        return 2
+    lab, course = Path(args[1]), Path(args[2])
+    assignment = args[3] if len(args) == 4 else lab.resolve().name
+    try:
+        expected = write_proof_submissions(lab, course, assignment)
+    except ShipmlError as exc:
+        print(f"shipml: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    for student, points in expected.items():
+        print(f"{student:28} expect {points:g} autograded points")
+    print(f"Next: nbgrader autograde {assignment}, compare in the formgrader or 'nbgrader export', then remove "
+          f"them: for s in {' '.join(expected)}; do nbgrader db student remove $s --force; done")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -22,13 +22,14 @@ import argparse
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from typing import TYPE_CHECKING, Any
 
 from autograder.errors import ShipmlError
 from autograder.results import CheckResult, SubmissionResult, read_results
 from autograder.spec import CheckSpec, LabSpec, load_submission
+
+if TYPE_CHECKING:
+    import nbformat
 
 TASK_PREFIX = "harness_"
 RESULTS_FILE = "results.json"
@@ -44,6 +45,8 @@ def task_cell_id(check_id: str) -> str:
 
 
 def _heading_cell(lab: LabSpec) -> nbformat.NotebookNode:
+    import nbformat  # imported here: it costs about a second, and most verbs never need it
+
     cell = nbformat.v4.new_markdown_cell(
         f"## Harness checks: {lab.lab.title}\n\n"
         "The cells below hold the scores of the system-level checks that `shipml grade` runs on "
@@ -54,6 +57,8 @@ def _heading_cell(lab: LabSpec) -> nbformat.NotebookNode:
 
 
 def _task_cell(check: CheckSpec) -> nbformat.NotebookNode:
+    import nbformat
+
     tag = f", ML Test Score: {check.ml_test_score}" if check.ml_test_score else ""
     text = check.description if check.description.endswith(".") else f"{check.description}."
     cell = nbformat.v4.new_markdown_cell(
@@ -95,6 +100,8 @@ def add_task_cells(lab: LabSpec, notebook_path: Path) -> int:
     alone). Idempotent: returns how many cells were added, changed or removed, and does not
     rewrite the file when that is 0.
     """
+    import nbformat
+
     notebook_path = Path(notebook_path)
     if notebook_path.exists():
         try:
@@ -284,8 +291,8 @@ def import_harness_scores(
     from autograder.catalogue import find_lab
 
     lab = find_lab(lab_dir)
-    plans, summary = _plan(lab, Path(results_dir), submissions_dir), ImportSummary(assignment=assignment, notebook=notebook)
-    summary.unmapped = [p.team.folder for p in plans if not p.team.students]
+    plans = _plan(lab, Path(results_dir), submissions_dir)
+    summary = ImportSummary(assignment, notebook, unmapped=[p.team.folder for p in plans if not p.team.students])
     plans = [p for p in plans if p.team.students]
     course_dir = Path(course_dir)
     if db_url is None:

@@ -1,0 +1,35 @@
+"""The harness half of the "beyond accuracy" lab: its one check, proven with `shipml grade`.
+
+The reference notebook re-runs clean in the harness's sandbox (full marks); the raising-cell
+mutant does not (0). The nbgrader side of the lab is in test_nbgrader_cycle.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import shipml
+
+from autograder.nbgrader_course import build_submission, load_mutants
+from autograder.results import read_results
+
+LAB = Path(__file__).resolve().parent.parent / "labs" / "beyond-accuracy"
+SOURCE = LAB / "course" / "source" / "beyond-accuracy" / "beyond-accuracy.ipynb"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("variant", "expected"), [("reference", 2.0), ("raising_cell", 0.0)])
+def test_notebook_reruns_check(tmp_path, variant, expected):
+    folder = tmp_path / "team"
+    mutant = {m.name: m for m in load_mutants(LAB)}.get(variant)
+    # The source stands in for the release here: the harness only re-runs the notebook.
+    build_submission(SOURCE, SOURCE, folder / "beyond-accuracy.ipynb", mutant)
+    starter = (LAB / "starter" / "submission.toml").read_text(encoding="utf-8")
+    (folder / "submission.toml").write_text(starter.replace("team-name", f"team-{variant}"), encoding="utf-8")
+
+    proc = shipml("grade", str(LAB), str(folder), "--out", str(tmp_path / "out"), "--quiet")
+    result = read_results(tmp_path / "out" / "results.json")
+    check = next(c for c in result.checks if c.id == "notebook_reruns")
+    assert check.score == expected, f"{check.message}\n{proc.stdout}\n{proc.stderr}"
+    assert result.members == ["student-id-1", "student-id-2"]  # what nbgrader-import maps
