@@ -6,6 +6,7 @@ checks it must fail; ``<name>.patch`` is the defect as a unified diff against th
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tomllib
@@ -51,8 +52,14 @@ def list_mutants(lab: LabSpec) -> list[Mutant]:
 def materialize(lab: LabSpec, mutant: Mutant, dest: Path) -> Path:
     """Write the reference solution with ``mutant``'s patch applied into ``dest``."""
     shutil.copytree(reference_dir(lab), dest, ignore=shutil.ignore_patterns("__pycache__", "*.joblib"))
-    # `git apply` works outside a repository too, and refuses a patch that no longer fits.
-    proc = subprocess.run(["git", "apply", "--whitespace=nowarn", str(mutant.patch.resolve())], cwd=dest, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ShipmlError(f"{mutant.patch}: does not apply to the reference any more ({proc.stderr.strip()}); regenerate it")
+    # `git apply` works outside a repository and refuses a patch that no longer fits. Inside a
+    # repository it would resolve paths from that repository's top and silently skip ours, so
+    # stop git from looking above ``dest`` for one.
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(dest.resolve().parent)}
+    proc = subprocess.run(
+        ["git", "apply", "--verbose", "--whitespace=nowarn", str(mutant.patch.resolve())],
+        cwd=dest, capture_output=True, text=True, env=env,
+    )
+    if proc.returncode != 0 or "Applied patch" not in proc.stderr:
+        raise ShipmlError(f"{mutant.patch}: does not apply to the reference ({proc.stderr.strip()}); regenerate it")
     return dest

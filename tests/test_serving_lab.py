@@ -70,3 +70,16 @@ def test_mutant_fails_exactly_its_checks(graded, mutant):
     for check in full:
         if check not in mutant.fails:
             assert got[check] == full[check]
+
+
+def test_mutant_patches_apply_inside_a_git_checkout(tmp_path):
+    """The demo writes mutants under the kit's own checkout: git must not skip the patch there."""
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    for mutant in MUTANTS:
+        dest = materialize(LAB, mutant, tmp_path / "out" / mutant.name)
+        targets = [line[6:] for line in mutant.patch.read_text().splitlines() if line.startswith("+++ b/")]
+        assert targets
+        for target in targets:
+            assert (dest / target).read_text() != (reference_dir(LAB) / target).read_text(), f"{mutant.name}: {target} unchanged"
