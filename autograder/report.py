@@ -41,7 +41,7 @@ def render_markdown(result: SubmissionResult) -> str:
         lines += [f"Team members: {', '.join(result.members)}", ""]
     lines += ["| | check | points | ML Test Score | result |", "|---|---|---|---|---|"]
     for c in result.checks:
-        mark = "✅" if c.status == "passed" else "❌"
+        mark = "pass" if c.status == "passed" else "**FAIL**"  # words, not emoji: they render everywhere
         first = c.message.splitlines()[0] if c.message else ""
         lines.append(
             f"| {mark} | `{c.id}`: {_cell(c.description)} | {c.score:g} / {c.max_score:g} | "
