@@ -8,7 +8,6 @@ A lab.toml names a check either by its bare name (looked up in the kit's check m
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +60,9 @@ def find_lab(name_or_path: str | Path) -> LabSpec:
     return lab
 
 
-def lab_check_params(lab: LabSpec | str | Path) -> Iterator[Any]:
+def lab_check_params(lab: LabSpec | str | Path) -> list[Any]:
     """The lab's checks as pytest parameters: ``@pytest.mark.parametrize("check", lab_check_params(...))``."""
     import pytest
 
     spec = lab if isinstance(lab, LabSpec) else find_lab(lab)
-    for check in spec.checks:
-        yield pytest.param(check, id=check.id)
+    return [pytest.param(check, id=check.id) for check in spec.checks]
