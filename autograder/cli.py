@@ -99,11 +99,12 @@ def cmd_checks(args: argparse.Namespace) -> int:
 
     lab = find_lab(args.lab)
     table = Table(title=f"{lab.lab.title} ({lab.lab.name}): {lab.max_points:g} points")
-    for col in ("check", "points", "visibility", "ML Test Score", "time limit"):
+    # The description sits under the check's id, so the table stays readable at 80 columns.
+    table.add_column("check: what it checks", ratio=1)
+    for col in ("points", "visibility", "ML Test Score", "limit"):
         table.add_column(col, no_wrap=True)
-    table.add_column("what it checks")
     for c in lab.checks:
-        table.add_row(c.id, f"{c.points:g}", c.visibility, c.ml_test_score, f"{c.timeout:g} s", c.description)
+        table.add_row(f"[bold]{c.id}[/]\n{c.description}", f"{c.points:g}", c.visibility, c.ml_test_score, f"{c.timeout:g} s")
     console.print(table)
     return 0
 

@@ -337,7 +337,7 @@ def import_harness_scores(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``shipml nbgrader-import``."""
-    parser.add_argument("lab", type=Path, help="the lab folder (its lab.toml names the checks)")
+    parser.add_argument("lab", type=Path, help="a lab's name under the kit's labs/ (e.g. serving), or its folder")
     parser.add_argument("results_dir", type=Path, help="folder with one <team>/results.json per team")
     parser.add_argument("--course", type=Path, default=Path("."), help="the nbgrader course folder (default: .)")
     parser.add_argument("--assignment", help="nbgrader assignment name (default: the lab's name)")
@@ -386,8 +386,9 @@ def run(args: argparse.Namespace) -> int:
 
 def add_cells_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``shipml nbgrader-cells``."""
-    parser.add_argument("lab", type=Path, help="the lab folder (its lab.toml names the checks)")
-    parser.add_argument("notebook", type=Path, help="the nbgrader source notebook (created if missing)")
+    parser.add_argument("lab", type=Path, help="a lab's name under the kit's labs/ (e.g. serving), or its folder")
+    parser.add_argument("notebook", type=Path, help="the nbgrader source notebook")
+    parser.add_argument("--create", action="store_true", help="create the notebook if it is missing (a harness-only assignment)")
 
 
 def run_cells(args: argparse.Namespace) -> int:
@@ -395,6 +396,11 @@ def run_cells(args: argparse.Namespace) -> int:
     from autograder.catalogue import find_lab
 
     lab = find_lab(args.lab)
+    if not args.notebook.exists() and not args.create:
+        raise ShipmlError(
+            f"{args.notebook}: no such notebook; give the path of the assignment's source notebook "
+            "(e.g. source/<assignment>/<assignment>.ipynb in the course folder), or add --create for a harness-only assignment"
+        )
     changed = add_task_cells(lab, args.notebook)
     points = sum(c.points for c in lab.checks)
     if changed:

@@ -33,3 +33,14 @@ def test_notebook_reruns_check(tmp_path, variant, expected):
     check = next(c for c in result.checks if c.id == "notebook_reruns")
     assert check.score == expected, f"{check.message}\n{proc.stdout}\n{proc.stderr}"
     assert result.members == ["student-id-1", "student-id-2"]  # what nbgrader-import maps
+
+
+def test_nbgrader_cells_cli_refuses_a_missing_notebook_without_create(tmp_path):
+    from conftest import shipml
+
+    missing = tmp_path / "source" / "typo" / "typo.ipynb"
+    proc = shipml("nbgrader-cells", "beyond-accuracy", str(missing))
+    assert proc.returncode == 2 and "no such notebook" in proc.stderr and "--create" in proc.stderr
+    assert not missing.exists() and "Traceback" not in proc.stderr
+    proc = shipml("nbgrader-cells", "serving", str(missing), "--create")
+    assert proc.returncode == 0 and missing.exists(), proc.stderr
