@@ -40,6 +40,7 @@ def _grade(args: argparse.Namespace, hidden: bool) -> int:
     from autograder.catalogue import find_lab
     from autograder.engine import grade
     from autograder.report import write_reports
+    from autograder.results import CheckResult
     from autograder.spec import load_submission
 
     lab = find_lab(args.lab)
@@ -53,10 +54,10 @@ def _grade(args: argparse.Namespace, hidden: bool) -> int:
 
             public = write_public(Path(tmp) / "data")
 
-        def show(result: object) -> None:
+        def show(result: CheckResult) -> None:
             if not quiet:
-                mark = "[green]pass[/]" if result.status == "passed" else "[red]fail[/]"  # type: ignore[attr-defined]
-                console.print(f"  {mark} {result.id:<28} {result.score:g} / {result.max_score:g}")  # type: ignore[attr-defined]
+                mark = "[green]pass[/]" if result.status == "passed" else "[red]fail[/]"
+                console.print(f"  {mark} {result.id:<28} {result.score:g} / {result.max_score:g}")
 
         if not quiet:
             console.print(f"[bold]{lab.lab.title}[/]: grading '{submission.team.name}' ({'all' if hidden else 'public'} checks)")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import html
 import posixpath
 import shutil
-import tomllib
 from pathlib import Path
 
 from docutils import nodes
@@ -121,27 +120,29 @@ class LabChecksDirective(SphinxDirective):
                 f"The checks will be listed here from `labs/{name}/lab.toml` when the lab lands.",
             ]
         else:
+            # The autograder's own reader: the book shows exactly what the grader validates.
+            from autograder.errors import ShipmlError
+            from autograder.mltestscore import TESTS
+            from autograder.spec import load_lab
+
             try:
-                checks = tomllib.loads(path.read_text(encoding="utf-8")).get("checks", [])
-            except (tomllib.TOMLDecodeError, OSError) as exc:
+                checks = load_lab(path).checks
+            except ShipmlError as exc:
                 logger.warning("cannot read %s: %s", path, exc, location=self.get_location())
                 checks = []
-            titles = _ml_test_titles()
-            public = [c for c in checks if c.get("visibility", "public") != "hidden"]
-            hidden = [c for c in checks if c.get("visibility", "public") == "hidden"]
+            public = [c for c in checks if c.visibility == "public"]
+            hidden = [c for c in checks if c.visibility == "hidden"]
             text = [
                 "| check | points | ML Test Score | what it checks |",
                 "| --- | --- | --- | --- |",
             ]
             for check in public:
-                test = str(check.get("ml_test_score", ""))
-                label = f"{test}: {titles[test]}" if test in titles else test
-                desc = str(check.get("description", "")).replace("|", "\\|")
-                text.append(
-                    f"| `{check.get('id', '?')}` | {check.get('points', '')} | {label} | {desc} |"
-                )
-            total = sum(float(c.get("points", 0)) for c in checks)
-            hidden_points = sum(float(c.get("points", 0)) for c in hidden)
+                test = check.ml_test_score
+                label = f"{test}: {TESTS[test]}" if test in TESTS else test
+                desc = check.description.replace("|", "\\|")
+                text.append(f"| `{check.id}` | {check.points:g} | {label} | {desc} |")
+            total = sum(c.points for c in checks)
+            hidden_points = sum(c.points for c in hidden)
             text += [
                 "",
                 f"Public checks: {len(public)}. Hidden checks, run only at grading (for example on "
@@ -151,15 +152,6 @@ class LabChecksDirective(SphinxDirective):
         container = nodes.container(classes=["shipml-lab-checks"])
         self.state.nested_parse(StringList(text, source=str(path)), self.content_offset, container)
         return [container]
-
-
-def _ml_test_titles() -> dict[str, str]:
-    """The ML Test Score test titles from the autograder, when it is importable."""
-    try:
-        from autograder.mltestscore import TESTS
-    except ImportError:
-        return {}
-    return dict(TESTS)
 
 
 def _merge_labs(app: Sphinx, env: object, docnames: set[str], other: object) -> None:
