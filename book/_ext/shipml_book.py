@@ -123,7 +123,10 @@ class LabChecksDirective(SphinxDirective):
             # The autograder's own reader: the book shows exactly what the grader validates.
             from autograder.errors import ShipmlError
             from autograder.mltestscore import TESTS
-            from autograder.spec import load_lab
+            try:  # the engine package (the spec reader moved there); the old module before it
+                from autograder.engine.spec import load_lab
+            except ImportError:
+                from autograder.engine.spec import load_lab
 
             try:
                 checks = load_lab(path).checks
