@@ -123,10 +123,7 @@ class LabChecksDirective(SphinxDirective):
             # The autograder's own reader: the book shows exactly what the grader validates.
             from autograder.errors import ShipmlError
             from autograder.mltestscore import TESTS
-            try:  # the engine package (the spec reader moved there); the old module before it
-                from autograder.engine.spec import load_lab
-            except ImportError:
-                from autograder.engine.spec import load_lab
+            from autograder.engine.spec import load_lab
 
             try:
                 checks = load_lab(path).checks
