@@ -121,9 +121,9 @@ class LabChecksDirective(SphinxDirective):
             ]
         else:
             # The autograder's own reader: the book shows exactly what the grader validates.
+            from autograder.engine.spec import load_lab
             from autograder.errors import ShipmlError
             from autograder.mltestscore import TESTS
-            from autograder.engine.spec import load_lab
 
             try:
                 checks = load_lab(path).checks
