@@ -1,0 +1,603 @@
+"""Every number the book's prose and decks quote, recomputed from the data.
+
+Each claim names a file, a pattern that finds the sentence in the prose (code cells are cut
+out first, so a claim can only match what a reader reads) and the value recomputed here,
+independently of the chapter's code where that is practical. A claim fails when its sentence
+disappears, when the number in it drifts from the data, or when the data changes under it.
+
+Numbers are compared at the precision the prose gives them: "31%" must be the recomputed
+share rounded to whole percent, "0.728" to three decimals. ``slack`` allows that many units
+of the last digit for numbers the prose introduces with "about".
+
+The model-based figures refit the reference model (a few seconds each, one thread, so that the
+results do not depend on the machine's core count).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from autograder.data import late_label, load_flights, load_weather
+
+REPO = Path(__file__).resolve().parent.parent
+BOOK = REPO / "book"
+DECKS = REPO / "slides" / "decks"
+sys.path.insert(0, str(REPO / "labs" / "reference"))
+
+from flightdelay.features import WEATHER_FIELDS, model_input  # noqa: E402
+from flightdelay.model import build_logistic_baseline, build_pipeline  # noqa: E402
+
+NEW_YORK = ZoneInfo("America/New_York")
+CODE_CELL = re.compile(r"^```\{code-cell\}.*?^```\s*$", re.M | re.S)
+
+
+def prose(rel: str) -> str:
+    """A book file (``chapters/x.md``) or a deck (``deck:x``) without its code cells."""
+    path = DECKS / f"{rel[5:]}.md" if rel.startswith("deck:") else BOOK / rel
+    text = path.read_text(encoding="utf-8")
+    return re.sub(r"\s+", " ", CODE_CELL.sub("", text))
+
+
+def code(rel: str) -> str:
+    return "\n".join(CODE_CELL.findall((BOOK / rel).read_text(encoding="utf-8")))
+
+
+# --------------------------------------------------------------------------------- the facts
+def _threads() -> Any:
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1)
+
+
+@cache
+def data() -> dict[str, Any]:
+    weather = load_weather()
+    public = load_flights("public")
+    label = late_label(public)
+    labelled = public[label.notna()].reset_index(drop=True)
+    y = label[label.notna()].astype(bool).to_numpy()
+    return {
+        "weather": weather,
+        "public": public,
+        "public_label": label,
+        "rows": labelled,
+        "y": y,
+        "X": model_input(labelled, weather),
+    }
+
+
+@cache
+def reference_validation() -> dict[str, Any]:
+    """The reference model fitted on Jan-Jun, its probabilities on Jul-Aug."""
+    d = data()
+    train = (d["rows"]["month"] <= 6).to_numpy()
+    with _threads():
+        model = build_pipeline().fit(d["X"][train], d["y"][train])
+        p = model.predict_proba(d["X"][~train])[:, 1]
+    return {"model": model, "p": p, "y": d["y"][~train], "train": train}
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p))
+
+
+@cache
+def facts() -> dict[str, float]:
+    """Every recomputed number, by name."""
+    d = data()
+    rows, y, X, weather = d["rows"], d["y"], d["X"], d["weather"]
+    month = rows["month"].to_numpy()
+    f: dict[str, float] = {}
+
+    # introduction and baselines
+    f["public_late_share"] = float(d["public_label"].mean())
+    summer = month >= 7
+    f["val_on_time_pct"] = 100 * (1 - y[summer].mean())
+    f["val_late_pct"] = 100 * y[summer].mean()
+
+    # the reference model at two thresholds (what-is-different)
+    ref = reference_validation()
+    for t in (0.3, 0.5):
+        pred = ref["p"] >= t
+        f[f"error_pct_{t}"] = 100 * float((pred != ref["y"]).mean())
+        f[f"recall_pct_{t}"] = 100 * float((pred & ref["y"]).sum() / ref["y"].sum())
+
+    # hour x season (what-is-different), over all public flights with a label
+    public = d["public"].assign(late=d["public_label"])
+    band = pd.cut(public["hour"], [0, 10, 14, 18, 24], right=False, labels=["m", "x", "y", "e"])
+    is_summer = public["month"].isin([6, 7, 8])
+    for name, sel in (("summer", is_summer), ("winter", ~is_summer)):
+        share = public[sel].groupby(band[sel], observed=True)["late"].mean()
+        f[f"{name}_morning_pct"] = 100 * float(share["m"])
+        f[f"{name}_evening_pct"] = 100 * float(share["e"])
+        f[f"{name}_effect_points"] = 100 * float(share["e"] - share["m"])
+    by_month = public.groupby("month")["late"].mean()
+    f["july_minus_max_training_month"] = float(by_month.loc[7] - by_month.loc[1:6].max())
+    f["may_late_pct"] = 100 * float(by_month.loc[5])
+    f["july_late_pct"] = 100 * float(by_month.loc[7])
+
+    # splits (model-to-system): random flights, random days, time
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+    n_test = int(summer.sum())
+    everything = np.arange(len(y))
+    day = rows["month"] * 100 + rows["day"]
+    scores: dict[str, list[float]] = {"flights": [], "days": []}
+    with _threads():
+        for draw in range(3):
+            by_flight = train_test_split(everything, test_size=n_test, random_state=draw)
+            by_day = next(
+                GroupShuffleSplit(1, test_size=n_test / len(y), random_state=draw).split(
+                    X, groups=day
+                )
+            )
+            for name, (tr, te) in (("flights", by_flight), ("days", by_day)):
+                p = build_pipeline().fit(X.iloc[tr], y[tr]).predict_proba(X.iloc[te])[:, 1]
+                scores[name].append(_auc(y[te], p))
+    f["auc_random_flights"] = float(np.mean(scores["flights"]))
+    f["auc_random_days"] = float(np.mean(scores["days"]))
+    f["auc_random_days_min"] = min(scores["days"])
+    f["auc_random_days_max"] = max(scores["days"])
+    f["auc_time"] = _auc(ref["y"], ref["p"])
+    f["leakage_auc"] = f["auc_random_flights"] - f["auc_random_days"]
+    f["time_mean_p"] = float(ref["p"].mean())
+
+    # feature availability: the newest reading at 20:00 New York time the day before
+    readings = weather.sort_values("time_hour")[["origin", "time_hour", *WEATHER_FIELDS]]
+
+    def evening(sel: np.ndarray) -> pd.DataFrame:
+        r = rows[sel]
+        asked = [
+            datetime(a, b, c, tzinfo=NEW_YORK) - timedelta(hours=4)
+            for a, b, c in zip(r["year"], r["month"], r["day"], strict=True)
+        ]
+        asks = pd.DataFrame(
+            {
+                "origin": r["origin"].to_numpy(),
+                "row": np.arange(len(r)),
+                "asked": pd.to_datetime(asked, utc=True).astype(readings["time_hour"].dtype),
+            }
+        )
+        asks = asks.sort_values("asked")
+        known = pd.merge_asof(
+            asks, readings, left_on="asked", right_on="time_hour", by="origin", direction="backward"
+        ).sort_values("row")
+        return X[sel].assign(**{c: known[c].to_numpy() for c in WEATHER_FIELDS})
+
+    train = ref["train"]
+    with _threads():
+        p_evening = (
+            build_pipeline().fit(evening(train), y[train]).predict_proba(evening(~train))[:, 1]
+        )
+    f["auc_evening_before"] = _auc(ref["y"], p_evening)
+    f["availability_gap"] = f["auc_time"] - f["auc_evening_before"]
+
+    # cross-validation: shuffled folds agree more closely than forward-chained ones
+    from sklearn.model_selection import KFold, cross_val_score
+
+    tr_rows = np.flatnonzero(train)
+    months = month[train]
+    forward = [(np.flatnonzero(months <= k), np.flatnonzero(months == k + 1)) for k in range(1, 6)]
+    with _threads():
+        shuffled = cross_val_score(
+            build_logistic_baseline(),
+            X.iloc[tr_rows],
+            y[tr_rows],
+            scoring="roc_auc",
+            cv=KFold(5, shuffle=True, random_state=0),
+        )
+        chained = cross_val_score(
+            build_logistic_baseline(), X.iloc[tr_rows], y[tr_rows], scoring="roc_auc", cv=forward
+        )
+    f["cv_shuffled_spread"] = float(shuffled.max() - shuffled.min())
+    f["cv_chained_spread"] = float(chained.max() - chained.min())
+
+    # testing in production: label waits, computed from the local schedule (not time_hour)
+    local_departure = [
+        datetime(a, b, c, h, m, tzinfo=NEW_YORK)
+        for a, b, c, h, m in zip(
+            rows["year"], rows["month"], rows["day"], rows["hour"], rows["minute"], strict=True
+        )
+    ]
+    dep = pd.Series(pd.to_datetime(local_departure, utc=True))
+    landed = dep + pd.to_timedelta(rows["dep_delay"] + rows["air_time"], unit="min")
+    hour_start = dep.dt.floor("h")
+    evening_ask = pd.Series(
+        pd.to_datetime(
+            [
+                datetime(a, b, c, tzinfo=NEW_YORK) - timedelta(hours=4)
+                for a, b, c in zip(rows["year"], rows["month"], rows["day"], strict=True)
+            ],
+            utc=True,
+        )
+    )
+    for name, asked in (("hour", hour_start), ("evening", evening_ask)):
+        wait = (landed - asked).dt.total_seconds() / 3600
+        f[f"wait_{name}_median"] = float(wait.median())
+        f[f"wait_{name}_p90"] = float(wait.quantile(0.9))
+
+    # slow degradation: temperatures and PSI, Jan-Apr against each later month
+    before = month <= 4
+    spring = X.loc[before, "temp"]
+    f["spring_max_temp"] = float(spring.max())
+    f["spring_q90_temp"] = float(spring.quantile(0.9))
+    for m in range(5, 9):
+        temps = X.loc[month == m, "temp"]
+        f[f"above_max_pct_{m}"] = 100 * float(temps.gt(spring.max()).mean())
+        f[f"above_q90_pct_{m}"] = 100 * float(temps.gt(spring.quantile(0.9)).mean())
+        for feature in ("temp", "distance", "wind_speed"):
+            f[f"psi_{feature}_{m}"] = _psi(X.loc[before, feature], X.loc[month == m, feature])
+    april = month == 4
+    f["april_late_pct"] = 100 * float(y[april].mean())
+    f["august_flights_per_day"] = float((month == 8).sum() / 31)
+
+    # canary (testing in production): the replay model trained on Jan-Apr, week 3 of the log
+    from scipy.stats import binomtest
+
+    with _threads():
+        replay = build_pipeline().fit(X[before], y[before])
+        p_after = replay.predict_proba(X[~before])[:, 1]
+    log = rows.loc[~before, ["time_hour"]].assign(late=y[~before], p_late=p_after)
+    week = log["time_hour"].dt.tz_convert("America/New_York").dt.tz_localize(None)
+    log["week"] = week.dt.to_period("W").dt.start_time
+    third = log[log["week"] == log["week"].unique()[2]]
+    canary = np.random.default_rng(1).random(len(third)) < 0.05
+    for name, g in (("canary", third[canary]), ("main", third[~canary])):
+        late = int(g["late"].sum())
+        caught = int(((g["p_late"] >= 0.3) & g["late"]).sum())
+        ci = binomtest(caught, late).proportion_ci(method="wilson")
+        f[f"{name}_late"], f[f"{name}_caught"] = late, caught
+        f[f"{name}_recall"] = caught / late
+        f[f"{name}_low"], f[f"{name}_high"] = float(ci.low), float(ci.high)
+        r = caught / late
+        f[f"{name}_wald_half"] = 1.96 * math.sqrt(r * (1 - r) / late)
+    f["one_percent_sample"] = len(log.sample(frac=0.01, random_state=0))
+    return f
+
+
+def _psi(expected: pd.Series, actual: pd.Series, bins: int = 10) -> float:
+    edges = np.unique(np.quantile(expected.dropna(), np.linspace(0, 1, bins + 1)))
+    e = np.histogram(expected.dropna(), edges)[0] / expected.notna().sum() + 1e-6
+    clipped = actual.dropna().clip(edges[0], edges[-1])
+    a = np.histogram(clipped, edges)[0] / actual.notna().sum() + 1e-6
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+# --------------------------------------------------------------------------------- the claims
+@dataclass(frozen=True)
+class Claim:
+    file: str
+    pattern: str
+    values: tuple[Callable[[dict[str, float]], float], ...]
+    slack: int = 0  # units of the last printed digit
+
+    @property
+    def id(self) -> str:
+        return f"{self.file}: {self.pattern[:50]}"
+
+
+def F(name: str, scale: float = 1.0) -> Callable[[dict[str, float]], float]:
+    return lambda f: f[name] * scale
+
+
+N = r"(\d+(?:\.\d+)?)"
+WID = "chapters/what-is-different.md"
+MTS = "chapters/model-to-system.md"
+TIP = "chapters/testing-in-production.md"
+
+CLAIMS = [
+    # introduction: "about one flight in four is late" (1 / late share, rounded)
+    Claim(
+        "chapters/introduction.md",
+        r"about one flight in (four) is late",
+        (lambda f: round(1 / f["public_late_share"]),),
+    ),
+    # model-to-system
+    Claim(MTS, rf"share of on-time flights \(about {N}% in July–August\)", (F("val_on_time_pct"),)),
+    Claim(
+        MTS,
+        rf"ROC AUC falls by about {N} \({N} to {N}\)",
+        (F("leakage_auc"), F("auc_random_flights"), F("auc_random_days")),
+        slack=1,
+    ),
+    Claim(
+        MTS,
+        rf"\*not\* fall at all: at {N} it is above every random-day draw \({N} to {N}\), and "
+        rf"the model's mean probability \({N}\) matches the share of late flights in "
+        rf"July–August \({N}%\)",
+        (
+            F("auc_time"),
+            F("auc_random_days_min"),
+            F("auc_random_days_max"),
+            F("time_mean_p"),
+            F("val_late_pct"),
+        ),
+    ),
+    Claim(
+        MTS,
+        rf"the late share moves from {N}% in May to {N}% in July",
+        (F("may_late_pct"), F("july_late_pct")),
+    ),
+    Claim(
+        MTS, rf"evening-before prediction: about {N} of ROC AUC", (F("availability_gap"),), slack=1
+    ),
+    # what-is-different
+    Claim(WID, rf"is wrong on {N}% of the July–August flights", (F("error_pct_0.3"),)),
+    Claim(WID, rf"always says \"on time\" \(wrong on {N}%\)", (F("val_late_pct"),)),
+    Claim(
+        WID,
+        rf"catching {N}% of the late flights\. At a threshold of 0\.5 it is wrong on {N}% and "
+        rf"catches {N}%",
+        (F("recall_pct_0.3"), F("error_pct_0.5"), F("recall_pct_0.5")),
+    ),
+    Claim(
+        WID,
+        rf"raises the late share by {N} points in summer \({N}% to {N}%\) but by {N} points "
+        rf"in winter and spring \({N}% to {N}%\)",
+        (
+            F("summer_effect_points"),
+            F("summer_morning_pct"),
+            F("summer_evening_pct"),
+            F("winter_effect_points"),
+            F("winter_morning_pct"),
+            F("winter_evening_pct"),
+        ),
+    ),
+    # testing in production
+    Claim(
+        TIP,
+        rf"half of the labels arrive within {N} hours and nine in ten within {N}",
+        (F("wait_hour_median"), F("wait_hour_p90")),
+    ),
+    Claim(
+        TIP,
+        rf"the median wait is {N} hours and the slowest tenth waits more than {N} hours",
+        (lambda f: f["wait_evening_median"], lambda f: math.floor(f["wait_evening_p90"])),
+    ),
+    Claim(
+        TIP,
+        rf"Temperature is far past it from May on \({N} in May, {N} in July and August\)",
+        (F("psi_temp_5"), F("psi_temp_7")),
+    ),
+    Claim(
+        TIP,
+        rf"{N} in July and August\), and the route mix \(distance, {N}–{N}\)",
+        (
+            F("psi_temp_8"),
+            lambda f: min(f[f"psi_distance_{m}"] for m in range(5, 9)),
+            lambda f: max(f[f"psi_distance_{m}"] for m in range(5, 9)),
+        ),
+    ),
+    Claim(
+        TIP,
+        rf"crosses the alarm level in July and August \({N} and {N}\)",
+        (F("psi_wind_speed_7"), F("psi_wind_speed_8")),
+    ),
+    Claim(
+        TIP,
+        rf"January–April flights left at {N} °F or more; from June on, {N}% or more",
+        (
+            F("spring_q90_temp"),
+            lambda f: math.floor(min(f[f"above_q90_pct_{m}"] for m in (6, 7, 8))),
+        ),
+    ),
+    Claim(
+        TIP,
+        rf"maximum is {N} °F, and it is exceeded by {N}% of the flights in May, {N}% in June, "
+        rf"{N}% in July and {N}% in August",
+        (
+            F("spring_max_temp"),
+            F("above_max_pct_5"),
+            F("above_max_pct_6"),
+            F("above_max_pct_7"),
+            F("above_max_pct_8"),
+        ),
+    ),
+    Claim(
+        TIP,
+        rf"the canary saw {N} late flights and warned {N} of them: a recall of {N} whose 95% "
+        rf"interval runs from {N} to {N}",
+        (
+            F("canary_late"),
+            F("canary_caught"),
+            F("canary_recall"),
+            F("canary_low"),
+            F("canary_high"),
+        ),
+    ),
+    Claim(
+        TIP,
+        rf"main one \({N}, interval {N} to {N}\)\. The Wald formula would have claimed "
+        rf"{N} ± {N}",
+        (
+            F("main_recall"),
+            F("main_low"),
+            F("main_high"),
+            F("canary_recall"),
+            F("canary_wald_half"),
+        ),
+    ),
+    Claim(
+        TIP,
+        rf"April\s+was a hard month \(a late share near {N}%\)",
+        (F("april_late_pct"),),
+        slack=1,
+    ),
+    Claim(
+        TIP,
+        rf"Daily ROC AUC is noisy \(about {N} flights a day\)",
+        (F("august_flights_per_day"),),
+        slack=10,
+    ),
+    # decks
+    Claim(
+        "deck:what-is-different",
+        rf"wrong on \*\*{N}%\*\* of Jul–Aug flights \(always \"on time\": "
+        rf"{N}%\), catching {N}% of the late ones; at 0\.5: wrong on {N}%, "
+        rf"catching {N}%",
+        (
+            F("error_pct_0.3"),
+            F("val_late_pct"),
+            F("recall_pct_0.3"),
+            F("error_pct_0.5"),
+            F("recall_pct_0.5"),
+        ),
+    ),
+    Claim(
+        "deck:what-is-different",
+        rf"winter/spring \(1–5\) \| {N}% \| {N}% \| \+{N} points",
+        (F("winter_morning_pct"), F("winter_evening_pct"), F("winter_effect_points")),
+    ),
+    Claim(
+        "deck:what-is-different",
+        rf"summer \(6–8\) \| {N}% \| {N}% \| \+{N} points",
+        (F("summer_morning_pct"), F("summer_evening_pct"), F("summer_effect_points")),
+    ),
+    Claim(
+        "deck:model-to-system", rf"random flights \| yes \| no \| ≈ {N}", (F("auc_random_flights"),)
+    ),
+    Claim("deck:model-to-system", rf"random days \| no \| no \| ≈ {N}", (F("auc_random_days"),)),
+    Claim("deck:model-to-system", rf"Jan–Jun → Jul–Aug \| no \| yes \| ≈ {N}", (F("auc_time"),)),
+    Claim(
+        "deck:model-to-system",
+        rf"\*\*no loss at all\*\* \({N}, above every random-day draw\), "
+        rf"mean p_late {N} for a late share of {N}",
+        (F("auc_time"), F("time_mean_p"), F("val_late_pct", 0.01)),
+    ),
+    Claim(
+        "deck:model-to-system",
+        rf"evening before: a forecast, or the last reading at 20:00 → "
+        rf"ROC AUC {N} → {N}",
+        (F("auc_time"), F("auc_evening_before")),
+    ),
+    Claim("deck:model-to-system", rf"about {N}% accurate in Jul–Aug", (F("val_on_time_pct"),)),
+    Claim(
+        "deck:testing-in-production",
+        rf"One week at 5%: {N} late flights, {N} warned: "
+        rf"recall {N}, Wilson 95% interval \*\*{N}–{N}\*\* \(main: {N}, "
+        rf"{N}–{N}\)",
+        (
+            F("canary_late"),
+            F("canary_caught"),
+            F("canary_recall"),
+            F("canary_low"),
+            F("canary_high"),
+            F("main_recall"),
+            F("main_low"),
+            F("main_high"),
+        ),
+    ),
+    Claim(
+        "deck:testing-in-production",
+        rf"median label arrives after {N} h; asked at 20:00 the "
+        rf"evening before \(New York time\), after {N} h",
+        (F("wait_hour_median"), F("wait_evening_median")),
+    ),
+    Claim(
+        "deck:testing-in-production",
+        rf"temperature PSI about {N}–{N} from May; the Jan–Apr maximum "
+        rf"\({N} °F\) is exceeded by {N}% \(May\) to {N}% \(July\)",
+        (
+            lambda f: round(min(f[f"psi_temp_{m}"] for m in range(5, 9))),
+            lambda f: round(max(f[f"psi_temp_{m}"] for m in range(5, 9))),
+            F("spring_max_temp"),
+            F("above_max_pct_5"),
+            F("above_max_pct_7"),
+        ),
+    ),
+    Claim(
+        "deck:testing-in-production", rf"\| 1% \| about {N} \|", (F("one_percent_sample"),), slack=5
+    ),
+]
+
+
+def _same(text: str, value: float, slack: int) -> bool:
+    if text == "four":
+        text = "4"
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    unit = 10.0**-decimals
+    return abs(round(value, decimals) - float(text)) <= unit * slack + 1e-9
+
+
+@pytest.mark.parametrize("claim", CLAIMS, ids=[c.id for c in CLAIMS])
+def test_prose_number_matches_the_data(claim: Claim) -> None:
+    text = prose(claim.file)
+    found = re.findall(claim.pattern, text)
+    assert found, f"{claim.file}: the sentence /{claim.pattern}/ is gone: update this claim"
+    if not claim.values:
+        return
+    got = found[0] if isinstance(found[0], tuple) else (found[0],)
+    got = tuple(g for g in got if g)[-len(claim.values) :]
+    f = facts()
+    want = [v(f) for v in claim.values]
+    wrong = [
+        f"{g} (data: {w:.4f})"
+        for g, w in zip(got, want, strict=True)
+        if not _same(g, w, claim.slack)
+    ]
+    assert not wrong, (
+        f"{claim.file}: /{claim.pattern}/ quotes numbers the data no longer gives: {wrong}"
+    )
+
+
+def test_july_is_later_than_every_training_month() -> None:
+    """what-is-different: "July's late share is higher than that of any training month"."""
+    assert "July's late share is higher than that of any training month" in prose(WID)
+    assert facts()["july_minus_max_training_month"] > 0
+
+
+def test_shuffled_folds_agree_more_closely_than_forward_chained_ones() -> None:
+    """model-to-system: the shuffled folds "agree with each other closely" and the forward ones vary."""
+    assert "The shuffled folds agree with each other closely" in prose(MTS)
+    f = facts()
+    assert f["cv_shuffled_spread"] < f["cv_chained_spread"] / 2, f
+
+
+def test_time_split_auc_is_above_every_random_day_draw() -> None:
+    """model-to-system: the time split loses nothing against random days: the gap is leakage."""
+    f = facts()
+    assert f["auc_time"] > f["auc_random_days_max"], f
+    assert f["auc_random_flights"] > f["auc_time"], f
+
+
+def test_ml_test_score_example_sums() -> None:
+    """pipelines: the example team's section sums and its final score, from the cell's own lists."""
+    source = code("chapters/pipelines.md")
+    literal = re.search(r"team = (\{.*?\})\n", source, re.S)
+    assert literal, "the ML Test Score example's `team = {...}` is gone"
+    team = ast.literal_eval(literal.group(1))
+    sums = {k: sum(v) for k, v in team.items()}
+    text = prose("chapters/pipelines.md")
+    m = re.search(
+        rf"invested in infrastructure \({N}\) but has barely started monitoring \({N}\), "
+        rf"so its score is {N}",
+        text,
+    )
+    assert m, "the sentence about the example team's score is gone"
+    assert [float(x) for x in m.groups()] == [sums["Infra"], sums["Monitor"], min(sums.values())]
+    deck = prose("deck:pipelines")
+    m = re.search(rf"Data {N} · Model {N} · Infra {N} · Monitor {N} → score \*\*{N}\*\*", deck)
+    assert m, "the deck's example team line is gone"
+    want = [sums["Data"], sums["Model"], sums["Infra"], sums["Monitor"], min(sums.values())]
+    assert [float(x) for x in m.groups()] == want
+
+
+def test_data_at_scale_sample_size() -> None:
+    assert "Our sample is 50,000 flights" in prose(WID)
+    assert len(load_flights("all")) == 50_000
