@@ -208,3 +208,55 @@ def test_chapters_do_not_call_existing_labs_planned(path):
         )
     ]
     assert not stale, f"these labs exist now; drop 'planned' next to them: {stale}"
+
+
+# The source lecture's own cases and arguments, each restored in the book's words with a citation:
+# (chapter, topic section, phrases the section must hold, a link it must cite).
+SEED_CASES = [
+    (
+        "what-is-different",
+        "missing-specifications",
+        ["compute_deductions", "transcribe", "has_cancer", "contract"],
+        "github.com/ckaestne/seai",
+    ),
+    (
+        "what-is-different",
+        "weak-spec-engineering",
+        ["requirements engineering", "validation"],
+        "machine-learning-is-requirements-engineering",
+    ),
+    ("what-is-different", "feature-interactions", ["lane-keeping", "guardian"], "doi.org"),
+    ("what-is-different", "feature-interactions", ["call forwarding", "screening"], "doi.org"),
+    ("what-is-different", "feedback-loops", ["recommend", "flat"], "10.1145/3306618.3314288"),
+    (
+        "designing-the-system",
+        "right-system",
+        ["radiologists", "what the system sees", "calibrated", "limits"],
+        "github.com/ckaestne/seai",
+    ),
+    (
+        "designing-the-system",
+        "living-with-mistakes",
+        ["toaster", "kitchen"],
+        "github.com/ckaestne/seai",
+    ),
+    (
+        "designing-the-system",
+        "model-vs-system-goals",
+        ["sales", "community", "keeping customers", "engagement"],
+        "",
+    ),
+    ("introduction", "it-depends", ["Mary Shaw", "cost-effective"], "SEprinciples"),
+    ("teams", "unicorn", ["Orban"], "slideshare.net/ryanorban"),
+    ("teams", "t-shaped", ["Yip"], "why-t-shaped-people"),
+    ("teams", "model-first-system-first", ["process"], "on-the-process-for-building-software"),
+]
+
+
+@pytest.mark.parametrize("case", SEED_CASES, ids=[f"{c[0]}:{c[1]}:{c[2][0]}" for c in SEED_CASES])
+def test_seed_case_is_taught_with_a_citation(case):
+    chapter, topic, phrases, link = case
+    section = re.sub(r"\s+", " ", _section(_read(BOOK / "chapters" / f"{chapter}.md"), topic))
+    missing = [p for p in phrases if p.lower() not in section.lower()]
+    assert not missing, f"{chapter} / {topic} lacks {missing}"
+    assert link in section, f"{chapter} / {topic} does not cite {link}"
