@@ -1,10 +1,12 @@
-"""``shipml``: the kit's one command-line program."""
+"""``shipml``: the kit's one command-line program. Each verb is a thin layer over the library."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -13,8 +15,8 @@ from rich.table import Table
 
 from autograder import __version__
 from autograder.errors import ShipmlError
+from autograder.paths import DATASETS_DIR, FLIGHTS_DIR, LABS_DIR
 
-REPO = Path(__file__).resolve().parent.parent
 console = Console(highlight=False)
 
 
@@ -27,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 def _hidden_paths(submission: Path, out: Path | None) -> list[Path]:
     """What a team's processes must not read: the kit's data (held-out period included), the
     reference solutions, the grading output and the other submissions next to this one."""
-    paths = [REPO / "datasets", REPO / "labs"]
+    paths = [DATASETS_DIR, LABS_DIR]
     if out is not None:
         paths.append(out.resolve())
     parent = submission.resolve().parent
@@ -37,16 +39,22 @@ def _hidden_paths(submission: Path, out: Path | None) -> list[Path]:
 
 
 def _grade(args: argparse.Namespace, hidden: bool) -> int:
-    from autograder.catalogue import find_lab
-    from autograder.engine import grade
-    from autograder.report import write_reports
-    from autograder.results import CheckResult
-    from autograder.spec import load_submission
+    from autograder.checkapi import LabData
+    from autograder.engine.grading import grade
+    from autograder.engine.netns import enter_loopback_netns
+    from autograder.engine.report import write_reports
+    from autograder.engine.results import CheckResult
+    from autograder.engine.spec import find_lab, load_submission
 
     lab = find_lab(args.lab)
     submission = load_submission(args.dir, lab)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="shipml-report-"))
     quiet = getattr(args, "quiet", False)
+    # This process exists to grade: it moves into a network namespace of its own with only
+    # loopback, so the team's processes and our clients share it and nothing else. Where that is
+    # not allowed (not root), the report says so.
+    enter_loopback_netns()
+    data = LabData(public=FLIGHTS_DIR, heldout=FLIGHTS_DIR if hidden else None)
     with tempfile.TemporaryDirectory(prefix="shipml-data-") as tmp:
         public = None
         if lab.lab.data:
@@ -61,7 +69,7 @@ def _grade(args: argparse.Namespace, hidden: bool) -> int:
 
         if not quiet:
             console.print(f"[bold]{lab.lab.title}[/]: grading '{submission.team.name}' ({'all' if hidden else 'public'} checks)")
-        result = grade(lab, submission, hidden=hidden, hidden_paths=_hidden_paths(Path(args.dir), out), public_data=public, on_check=show)
+        result = grade(lab, submission, data=data, hidden_paths=_hidden_paths(Path(args.dir), out), public_data=public, on_check=show)
     paths = write_reports(result, out)
     if not quiet:
         console.print(f"[bold]Score: {result.score:g} / {result.max_score:g}[/]")
@@ -80,8 +88,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_grade_all(args: argparse.Namespace) -> int:
-    from autograder.catalogue import find_lab
-    from autograder.classrun import grade_all
+    from autograder.engine.classrun import grade_all
+    from autograder.engine.spec import find_lab
 
     lab = find_lab(args.lab)
     root = Path(args.root)
@@ -96,17 +104,36 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
 
 
 def cmd_checks(args: argparse.Namespace) -> int:
-    from autograder.catalogue import find_lab
+    from autograder.engine import labdoc
+    from autograder.engine.catalogue import locate, relative
+    from autograder.engine.mutants import list_mutants
+    from autograder.engine.spec import find_lab
 
     lab = find_lab(args.lab)
-    table = Table(title=f"{lab.lab.title} ({lab.lab.name}): {lab.max_points:g} points")
-    # The description sits under the check's id, so the table stays readable at 80 columns.
-    table.add_column("check: what it checks", ratio=1)
-    for col in ("points", "visibility", "ML Test Score", "limit"):
-        table.add_column(col, no_wrap=True)
+    if args.markdown:
+        print(labdoc.checks_markdown(lab))
+        return 0
+    if args.write_readme:
+        changed = labdoc.write_readme(lab)
+        print(f"{labdoc.readme_path(lab)}: {'check table rewritten from lab.toml' if changed else 'check table already matches lab.toml'}")
+        return 0
+    from autograder.mltestscore import title
+
+    mutants = list_mutants(lab)
+    public = sum(c.points for c in lab.selected("public"))
+    readme = labdoc.readme_path(lab)
+    # Plain lines, one block per check, never wrapped: each line is a hop a reader can follow.
+    print(f"{lab.lab.title} ({lab.lab.name}): {lab.max_points:g} points, {public:g} in public checks")
     for c in lab.checks:
-        table.add_row(f"[bold]{c.id}[/]\n{c.description}", f"{c.points:g}", c.visibility, c.ml_test_score, f"{c.timeout:g} s")
-    console.print(table)
+        where = locate(c.function)
+        proven = ", ".join(m.name for m in mutants if c.id in (m.fails or ())) or "(none)"
+        print()
+        print(f"{c.id}  {c.points:g} points  {c.visibility}  {c.ml_test_score}: {title(c.ml_test_score)}")
+        print(f"  {c.description}")
+        print(f"  code     {where.code} {c.function.rpartition(':')[2]}")
+        print(f"  mutants  {proven}")
+        print(f"  test     {where.test or '(none)'}")
+        print(f"  doc      {relative(readme) if readme.is_file() else '(none)'} (the check table)")
     return 0
 
 
@@ -124,15 +151,123 @@ def cmd_site(args: argparse.Namespace) -> int:
     return 0
 
 
-VERBS: dict[str, tuple[object, str]] = {
-    "checks": (cmd_checks, "list a lab's checks with their points, visibility and ML Test Score test"),
-    "check": (cmd_check, "run a lab's public checks on a submission folder (a team's self-check)"),
-    "grade": (cmd_grade, "run all of a lab's checks on one submission and write its reports"),
-    "grade-all": (cmd_grade_all, "grade every submission folder of a class in parallel, resumably"),
-    "nbgrader-import": (None, "write harness scores into the nbgrader gradebook as locked task cells' grades"),
-    "nbgrader-cells": (None, "add or refresh a lab's locked harness task cells in an nbgrader source notebook"),
-    "site": (cmd_site, "build the book and the slides into one static site, offline"),
-    "demo": (cmd_demo, "the main job: build the site, grade the serving lab's reference and a mutant"),
+def cmd_nbgrader_cells(args: argparse.Namespace) -> int:
+    """Add or refresh the task cells, say what changed."""
+    from autograder.engine.spec import find_lab
+    from autograder.integrations.nbgrader_cells import add_task_cells
+
+    lab = find_lab(args.lab)
+    if not args.notebook.exists() and not args.create:
+        raise ShipmlError(
+            f"{args.notebook}: no such notebook; give the path of the assignment's source notebook "
+            "(e.g. source/<assignment>/<assignment>.ipynb in the course folder), or add --create for a harness-only assignment"
+        )
+    changed = add_task_cells(lab, args.notebook)
+    if changed:
+        print(f"{args.notebook}: {changed} task cell(s) written for {len(lab.checks)} checks ({lab.max_points:g} points).")
+        print("Next: nbgrader generate_assignment <assignment> --force (in the course folder).")
+    else:
+        print(f"{args.notebook}: task cells already match {args.lab}/lab.toml; nothing to do.")
+    return 0
+
+
+def cmd_nbgrader_import(args: argparse.Namespace) -> int:
+    """Import, then print one row per team."""
+    from autograder.engine.spec import find_lab
+    from autograder.integrations.nbgrader_import import import_harness_scores
+
+    assignment = args.assignment or find_lab(args.lab).lab.name
+    summary = import_harness_scores(
+        args.lab,
+        args.results_dir,
+        course_dir=args.course,
+        assignment=assignment,
+        notebook=args.notebook or assignment,
+        submissions_dir=args.submissions,
+        db_url=args.db,
+    )
+    table = Table(title=f"Harness scores in gradebook: {summary.assignment}/{summary.notebook}")
+    for name in ("team", "students", "harness score", "notes"):
+        table.add_column(name, justify="right" if name == "harness score" else "left")
+    for team in summary.teams:
+        table.add_row(team.team, ", ".join(team.students), f"{team.score:g} / {team.max_score:g}", "; ".join(team.notes))
+    console.print(table)
+    console.print(f"{summary.grades_written} grades written for {len(summary.students)} students in one transaction.")
+    if summary.created_submissions:
+        console.print(f"No notebook submitted, empty submission created: {', '.join(summary.created_submissions)}")
+    if summary.without_results:
+        console.print(f"[yellow]Submitted but no harness result (harness cells stay ungraded): {', '.join(summary.without_results)}[/]")
+    if summary.unmapped:
+        console.print(
+            f"[red]Not imported, the results name no member: {', '.join(summary.unmapped)}. Fix their "
+            "submission.toml and regrade, or pass --submissions; then run the import again.[/]"
+        )
+        return 1
+    return 0
+
+
+def _lab(p: argparse.ArgumentParser) -> None:
+    p.add_argument("lab", help="a lab folder, or a lab's name under labs/ (e.g. serving)")
+
+
+def _args_checks(p: argparse.ArgumentParser) -> None:
+    _lab(p)
+    p.add_argument("--markdown", action="store_true", help="print the lab README's check table (Markdown) instead")
+    p.add_argument("--write-readme", action="store_true", help="rewrite the check table in the lab's README from lab.toml")
+
+
+def _args_grade(p: argparse.ArgumentParser) -> None:
+    _lab(p)
+    p.add_argument("dir", help="the submission folder (it holds submission.toml)")
+    p.add_argument("--out", help="where to write results.json and the reports (default: a new temporary folder)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def _args_grade_all(p: argparse.ArgumentParser) -> None:
+    _lab(p)
+    p.add_argument("root", help="a folder with one subfolder per submission")
+    p.add_argument("--out", required=True, help="where to write each submission's reports and grades.csv")
+    p.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
+    p.add_argument("--force", action="store_true", help="regrade submissions that already have results")
+    p.add_argument("--time-limit", type=float, help="seconds per submission (default: the lab's time_limit)")
+
+
+def _args_nbgrader_cells(p: argparse.ArgumentParser) -> None:
+    p.add_argument("lab", type=Path, help="a lab's name under the kit's labs/ (e.g. serving), or its folder")
+    p.add_argument("notebook", type=Path, help="the nbgrader source notebook")
+    p.add_argument("--create", action="store_true", help="create the notebook if it is missing (a harness-only assignment)")
+
+
+def _args_nbgrader_import(p: argparse.ArgumentParser) -> None:
+    p.add_argument("lab", type=Path, help="a lab's name under the kit's labs/ (e.g. serving), or its folder")
+    p.add_argument("results_dir", type=Path, help="folder with one <team>/results.json per team")
+    p.add_argument("--course", type=Path, default=Path("."), help="the nbgrader course folder (default: .)")
+    p.add_argument("--assignment", help="nbgrader assignment name (default: the lab's name)")
+    p.add_argument("--notebook", help="notebook holding the task cells, without .ipynb (default: the assignment name)")
+    p.add_argument("--submissions", type=Path, help="map teams to members from <SUBMISSIONS>/<team>/submission.toml")
+    p.add_argument("--db", help="gradebook URL if not <course>/gradebook.db (nbgrader's CourseDirectory.db_url)")
+
+
+def _args_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="out", help="where to put the site and the reports (default: out)")
+    p.add_argument("--no-site", action="store_true", help="skip building the book and slides")
+
+
+def _args_site(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="site", help="where to build the site (default: site)")
+    p.add_argument("--clean", action="store_true", help="rebuild the book from scratch (no cached notebooks)")
+
+
+Verb = tuple[Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None], str]
+VERBS: dict[str, Verb] = {
+    "checks": (cmd_checks, _args_checks, "list a lab's checks: points, visibility, ML Test Score, code, mutants and test"),
+    "check": (cmd_check, _args_grade, "run a lab's public checks on a submission folder (a team's self-check)"),
+    "grade": (cmd_grade, _args_grade, "run all of a lab's checks on one submission and write its reports"),
+    "grade-all": (cmd_grade_all, _args_grade_all, "grade every submission folder of a class in parallel, resumably"),
+    "nbgrader-import": (cmd_nbgrader_import, _args_nbgrader_import, "write harness scores into the nbgrader gradebook as locked task cells' grades"),
+    "nbgrader-cells": (cmd_nbgrader_cells, _args_nbgrader_cells, "add or refresh a lab's locked harness task cells in an nbgrader source notebook"),
+    "site": (cmd_site, _args_site, "build the book and the slides into one static site, offline"),
+    "demo": (cmd_demo, _args_demo, "the main job: build the site, grade the serving lab's reference and a mutant"),
 }
 
 
@@ -140,38 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="shipml", description="shipml: checks a team's running ML system, and reports the scores.")
     parser.add_argument("--version", action="version", version=f"shipml {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    for name, (fn, help_text) in VERBS.items():
+    for name, (fn, add_arguments, help_text) in VERBS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(fn=fn)
-        if name.startswith("nbgrader-"):
-            from autograder import nbgrader_import as ni
-
-            if name == "nbgrader-import":
-                ni.add_arguments(p)
-                p.set_defaults(fn=ni.run)
-            else:
-                ni.add_cells_arguments(p)
-                p.set_defaults(fn=ni.run_cells)
-            continue
-        if name == "demo":
-            p.add_argument("--out", default="out", help="where to put the site and the reports (default: out)")
-            p.add_argument("--no-site", action="store_true", help="skip building the book and slides")
-            continue
-        if name == "site":
-            p.add_argument("--out", default="site", help="where to build the site (default: site)")
-            p.add_argument("--clean", action="store_true", help="rebuild the book from scratch (no cached notebooks)")
-            continue
-        p.add_argument("lab", help="a lab folder, or a lab's name under labs/ (e.g. serving)")
-        if name in ("check", "grade"):
-            p.add_argument("dir", help="the submission folder (it holds submission.toml)")
-            p.add_argument("--out", help="where to write results.json and the reports (default: a new temporary folder)")
-            p.add_argument("--quiet", action="store_true", help="print nothing but errors")
-        if name == "grade-all":
-            p.add_argument("root", help="a folder with one subfolder per submission")
-            p.add_argument("--out", required=True, help="where to write each submission's reports and grades.csv")
-            p.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
-            p.add_argument("--force", action="store_true", help="regrade submissions that already have results")
-            p.add_argument("--time-limit", type=float, help="seconds per submission (default: the lab's time_limit)")
+        add_arguments(p)
     return parser
 
 
@@ -189,3 +296,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("shipml: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `shipml checks serving | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

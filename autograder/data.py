@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from autograder.errors import ShipmlError
+from autograder.paths import FLIGHTS_DIR
 
 __all__ = [
     "DATA_DIR",
@@ -47,9 +48,7 @@ __all__ = [
     "write_public",
 ]
 
-DATA_DIR: Path = Path(
-    os.environ.get("SHIPML_DATA") or Path(__file__).resolve().parents[1] / "datasets" / "flights"
-)
+DATA_DIR: Path = Path(os.environ.get("SHIPML_DATA") or FLIGHTS_DIR)
 """Where the data lives: ``<repo>/datasets/flights``, or ``$SHIPML_DATA`` when set."""
 
 PERIODS: dict[str, tuple[int, ...]] = {

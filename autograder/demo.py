@@ -13,10 +13,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from autograder.catalogue import find_lab
-from autograder.classrun import grade_all
-from autograder.mutants import list_mutants, materialize, reference_dir
-from autograder.results import read_results
+from autograder.engine.classrun import grade_all
+from autograder.engine.mutants import list_mutants, materialize, reference_dir
+from autograder.engine.results import read_results
+from autograder.engine.spec import find_lab
 
 DEMO_MUTANT = "utc_hour_skew"
 

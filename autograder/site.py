@@ -30,10 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autograder.errors import ShipmlError
+from autograder.paths import BOOK_DIR, KIT_ROOT, SLIDES_DIR
 
-REPO_DIR = Path(__file__).resolve().parent.parent
-BOOK_DIR = REPO_DIR / "book"
-SLIDES_DIR = REPO_DIR / "slides"
 MARKER = ".shipml-site"
 TAIL_LINES = 12
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -162,7 +160,7 @@ def build_slides(*, verbose: bool = False) -> Path:
 def book_env() -> dict[str, str]:
     """The environment of the book build: the notebooks import autograder and the reference model."""
     env = dict(os.environ)
-    paths = [str(REPO_DIR), str(REPO_DIR / "labs" / "reference")]
+    paths = [str(KIT_ROOT), str(KIT_ROOT / "labs" / "reference")]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
@@ -198,7 +196,7 @@ def build_book(*, clean: bool = False, verbose: bool = False) -> Path:
 
 def _check_out(out: Path) -> None:
     """Refuse to replace a folder that is not a previous site (or empty), or that holds the repo."""
-    if out == REPO_DIR or out in REPO_DIR.parents or out in (BOOK_DIR, SLIDES_DIR):
+    if out == KIT_ROOT or out in KIT_ROOT.parents or out in (BOOK_DIR, SLIDES_DIR):
         raise ShipmlError(f"refusing to write the site over {out}: choose a new folder")
     if out.exists():
         if not out.is_dir():

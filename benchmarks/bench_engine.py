@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 from conftest import ENGINE_FIXTURE, make_fixture_submission  # noqa: E402
 
-from autograder.sandbox import free_port  # noqa: E402
+from autograder.engine.sandbox import free_port  # noqa: E402
 
 
 def timed(argv: list[str]) -> float:

@@ -35,7 +35,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from autograder.nbgrader_course import build_submission, new_course
+from autograder.integrations.nbgrader_course import build_submission, new_course
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / "labs" / "beyond-accuracy"

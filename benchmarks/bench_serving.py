@@ -27,7 +27,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from autograder import flights_api, loadgen  # noqa: E402
-from autograder.sandbox import free_port  # noqa: E402
+from autograder.engine.sandbox import free_port  # noqa: E402
 
 REQUESTS, CONCURRENCY = 4000, 8
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ENGINE_FIXTURE, is_root, shipml
 
-from autograder.results import read_results
+from autograder.engine.results import read_results
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,6 @@ notebook as released) -> one autograde call -> TA grades the written answers -> 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import html
 import os
@@ -19,17 +18,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from autograder.cli import main as shipml_main
+from autograder.engine.mutants import list_mutants
+from autograder.engine.results import CheckResult, SubmissionResult, write_results
+from autograder.engine.spec import find_lab, load_lab
 from autograder.errors import ShipmlError
-from autograder.nbgrader_course import StripTracebacks, build_submission, load_mutants, new_course
-from autograder.nbgrader_import import add_arguments as import_arguments
-from autograder.nbgrader_import import (
-    add_task_cells,
-    import_harness_scores,
-    run,
-    task_cell_id,
-)
-from autograder.results import CheckResult, SubmissionResult, write_results
-from autograder.spec import load_lab
+from autograder.integrations.nbgrader_cells import add_task_cells, task_cell_id
+from autograder.integrations.nbgrader_course import StripTracebacks, build_submission, new_course
+from autograder.integrations.nbgrader_import import import_harness_scores
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / "labs" / "beyond-accuracy"
@@ -126,7 +122,7 @@ def test_import_refuses_bad_input_before_writing(tmp_path):
 
 
 def test_hidden_harness_message_is_redacted(tmp_path):
-    from autograder.nbgrader_import import _comment
+    from autograder.integrations.nbgrader_import import _comment
 
     check = CheckResult("x", "desc", 1, 2, "secret detail", visibility="hidden")
     assert "secret" not in _comment(check, 2) and "1 / 2" in _comment(check, 2)
@@ -140,7 +136,7 @@ def cycle(tmp_path_factory):
     course = new_course(LAB, tmp_path_factory.mktemp("nbgrader") / "course")
     _nbgrader(course, "generate_assignment", NAME)
     release = course / "release" / NAME / f"{NAME}.ipynb"
-    mutants = {m.name: m for m in load_mutants(LAB)}
+    mutants = {m.name: m for m in list_mutants(find_lab(LAB))}
     for student, variant in STUDENTS.items():
         dest = course / "submitted" / student / NAME / f"{NAME}.ipynb"
         build_submission(SOURCE, release, dest, mutants.get(variant))
@@ -164,9 +160,7 @@ def cycle(tmp_path_factory):
                             "nbconvert --execute exited 0" if score else "exit 1: NameError in cell 7")
         write_results(SubmissionResult(lab=NAME, team=folder.upper(), members=members, checks=[check]),
                       results / folder / "results.json")
-    parser = argparse.ArgumentParser()
-    import_arguments(parser)
-    assert run(parser.parse_args([str(LAB), str(results), "--course", str(course)])) == 0
+    assert shipml_main(["nbgrader-import", str(LAB), str(results), "--course", str(course)]) == 0
 
     _nbgrader(course, "generate_feedback", NAME)
     _nbgrader(course, "export", "--to", str(course / "grades.csv"))
@@ -179,7 +173,7 @@ def _expected_autograded(student: str) -> dict[str, float]:
     points = {gid: c.metadata["nbgrader"]["points"] for gid, c in _cells(SOURCE).items()
               if c.metadata["nbgrader"]["grade"] and c.cell_type == "code"}
     variant = STUDENTS[student]
-    lost = {} if variant == "reference" else {m.name: m for m in load_mutants(LAB)}[variant].lost
+    lost = {} if variant == "reference" else {m.name: m for m in list_mutants(find_lab(LAB))}[variant].lost
     return {gid: p - lost.get(gid, 0) for gid, p in points.items()}
 
 
@@ -256,13 +250,13 @@ title = "A lab graded by the harness alone"
 
 [[checks]]
 id = "tests_pass"
-function = "check_command_succeeds"
+function = "autograder.checks.common:check_command_succeeds"
 points = 3
 description = "The team's tests pass"
 
 [[checks]]
 id = "hidden_quality"
-function = "check_command_succeeds"
+function = "autograder.checks.common:check_command_succeeds"
 points = 2
 visibility = "hidden"
 description = "Quality on hidden data"

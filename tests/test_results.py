@@ -6,8 +6,8 @@ import json
 
 import jsonschema
 
-from autograder.report import write_reports
-from autograder.results import CheckResult, SubmissionResult, read_results
+from autograder.engine.report import write_reports
+from autograder.engine.results import CheckResult, SubmissionResult, read_results
 
 # The shape of results.json from Gradescope's specification
 # (https://gradescope-autograders.readthedocs.io/en/latest/specs/#output-format).

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import shipml
 
-from autograder.catalogue import find_lab
-from autograder.mutants import list_mutants, materialize, reference_dir, starter_dir
-from autograder.results import read_results
+from autograder.engine.mutants import list_mutants, materialize, reference_dir, starter_dir
+from autograder.engine.results import read_results
+from autograder.engine.spec import find_lab
 
 LAB = find_lab("serving")
 MUTANTS = list_mutants(LAB)
@@ -41,8 +41,13 @@ def test_every_check_has_a_mutant_that_must_fail_it():
     assert covered == {c.id for c in LAB.checks}
 
 
-def test_starter_contract_is_the_reference_contract():
-    assert (starter_dir(LAB) / "app" / "contract.py").read_bytes() == (reference_dir(LAB) / "flightdelay" / "contract.py").read_bytes()
+def test_starter_reference_and_harness_share_one_contract():
+    """The harness validates answers with the contract it publishes to the teams, byte for byte."""
+    from autograder.checks import serving_contract
+
+    harness = Path(serving_contract.__file__).read_bytes()
+    assert (starter_dir(LAB) / "app" / "contract.py").read_bytes() == harness
+    assert (reference_dir(LAB) / "flightdelay" / "contract.py").read_bytes() == harness
 
 
 @pytest.mark.slow

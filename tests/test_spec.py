@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import ENGINE_FIXTURE, shipml
 
-from autograder.spec import SpecError, load_lab, load_submission
+from autograder.engine.spec import SpecError, load_lab, load_submission
 
 GOOD_SUBMISSION = """
 [team]
@@ -43,6 +43,10 @@ def test_valid_files_load(tmp_path):
         ("[team]\nname = 'x'\n[service]\nstartup_timeout = -3\n", "field 'service.startup_timeout'"),
         ("[team]\nname = 'x'\n[service]\nhealth_path = 'health'\n", "field 'service.health_path'"),
         ("[team\nname = 'x'\n", "not valid TOML"),
+        ("[team]\nname = 'x'\n[commands]\ntrain = '{python} train.py --port {port}'\n",
+         "commands.train' uses '{port}', which the train command does not receive; it may use {python}, {data}"),
+        ("[team]\nname = 'x'\n[commands]\nserve = '{python} app.py --out {output}'\n",
+         "commands.serve' uses '{output}', which the serve command does not receive"),
     ],
 )
 def test_malformed_submission_gives_one_line(tmp_path, text, expected):
@@ -63,16 +67,41 @@ def test_lab_requires_its_commands(tmp_path):
     [
         (lambda t: t.replace('points = 2', 'points = "two"'), "field 'checks.0.points'"),
         (lambda t: t.replace('visibility = "hidden"', 'visibility = "secret"'), "field 'checks.2.visibility'"),
-        (lambda t: t.replace('function = "check_service_starts"', 'function = "service_starts"'), "must name a function called check_<property>"),
+        (lambda t: t.replace('function = "autograder.checks.common:check_service_starts"', 'function = "check_service_starts"'), "field 'checks.0.function' 'check_service_starts' must name the check by import path as module:check_<property>"),
+        (lambda t: t.replace('checks.common:check_service_starts', 'checks.common:check_service_strats'), "check 'service_starts': check 'autograder.checks.common:check_service_strats': autograder.checks.common has no function check_service_strats"),
+        (lambda t: t.replace('checks.common:check_service_starts', 'checks.comon:check_service_starts'), "no module 'autograder.checks.comon'"),
+        (lambda t: t.replace('requests = 20', 'reqests = 20'), "check 'requests_answered' (autograder.checks.common:check_requests_answered): params.reqests is not a parameter of check_requests_answered (it takes: path, requests, request_timeout)"),
+        (lambda t: t.replace('requests = 20', 'requests = "many"'), "check 'requests_answered' (autograder.checks.common:check_requests_answered): params.requests = 'many'"),
         (lambda t: t.replace('ml_test_score = "Infra 3"', 'ml_test_score = "Infra 9"'), "is not an ML Test Score test"),
         (lambda t: t.replace('id = "tests_pass"', 'id = "service_starts"'), "appears twice"),
     ],
 )
 def test_malformed_lab_gives_one_line(tmp_path, mutation, expected):
-    write(tmp_path, mutation((ENGINE_FIXTURE / "lab.toml").read_text()), "lab.toml")
+    text = (ENGINE_FIXTURE / "lab.toml").read_text()
+    assert mutation(text) != text, "the mutation must change the file"
+    write(tmp_path, mutation(text), "lab.toml")
     with pytest.raises(SpecError) as info:
         load_lab(tmp_path)
     assert expected in str(info.value) and "\n" not in str(info.value)
+    assert str(tmp_path / "lab.toml") in str(info.value), "the message names the file"
+
+
+def test_a_missing_required_parameter_is_named_when_the_lab_loads(tmp_path):
+    from autograder.paths import LABS_DIR
+
+    text = (LABS_DIR / "serving" / "lab.toml").read_text()
+    changed = text.replace("p50_ms = 30, ", "")
+    assert changed != text
+    write(tmp_path, changed, "lab.toml")
+    with pytest.raises(SpecError, match=r"check 'latency' \(autograder.checks.serving:check_latency_under_load\): params.p50_ms is required but missing"):
+        load_lab(tmp_path)
+
+
+def test_cli_names_a_misspelled_parameter_in_one_line(tmp_path):
+    write(tmp_path, (ENGINE_FIXTURE / "lab.toml").read_text().replace("request_timeout = 2", "request_timeout = 2, timout = 3"), "lab.toml")
+    proc = shipml("checks", str(tmp_path))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "params.timout is not a parameter of check_requests_answered" in proc.stderr
 
 
 def test_cli_prints_one_line_and_exits_nonzero_without_traceback(tmp_path):

@@ -6,7 +6,7 @@ Each setting below fixes a pitfall measured with nbgrader 0.9.6 (see the lab REA
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
-from autograder.nbgrader_course import StripTracebacks
+from autograder.integrations.nbgrader_course import StripTracebacks
 
 c = get_config()  # noqa: F821 (nbgrader provides it)
 

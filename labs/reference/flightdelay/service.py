@@ -3,7 +3,7 @@
     python -m flightdelay.service --model model.joblib --data DATA --port 8000
 
 The hot path avoids the per-call cost of a pandas Pipeline and of scikit-learn's predict
-(about 3 ms each, FIELD-NOTES): each request becomes one float64 feature row, built exactly as
+(about 3 ms each, measured on the course machines): each request becomes one float64 feature row, built exactly as
 ``flightdelay.features.make_features`` and the fitted ColumnTransformer build it, and the
 boosted trees are walked by ``flightdelay.compiled`` (numba-compiled, about 15 microseconds a
 row; it is compiled during start-up, before health says ok). Concurrent

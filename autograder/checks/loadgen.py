@@ -2,7 +2,8 @@
 
 Built on aiohttp, not httpx: measured on these machines, an httpx async loop topped out at about
 a third of what the service could serve, so a latency check built on it would grade the client
-(FIELD-NOTES, "HTTP load on 2 cores"; benchmarks/bench_loadgen.py compares this one with wrk).
+(the project's field notes, "HTTP load on 2 cores"; benchmarks/bench_serving.py, P3, compares
+this one with wrk).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The child side of the sandbox: ``python -m autograder.jail [options] -- COMMAND``.
+"""The child side of the sandbox: ``python -m autograder.engine.jail [options] -- COMMAND``.
 
 The runner starts this under ``unshare --pid --fork --kill-child --mount`` as root. Before it
 executes the team's command it hides paths the team must not read (hidden data, other teams'
@@ -77,7 +77,7 @@ def set_limits(memory_mb: int, nproc: int, cpu_seconds: int, fsize_mb: int) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder.jail")
+    parser = argparse.ArgumentParser(prog="python -m autograder.engine.jail")
     parser.add_argument("--uid", type=int)
     parser.add_argument("--mask", action="append", default=[], type=Path)
     parser.add_argument("--expose", action="append", default=[], type=Path)

@@ -7,8 +7,8 @@
   ``source/``) to a fresh course folder, refusing to overwrite one.
 * :func:`build_submission` turns the released notebook into a submission: the reference answers
   from the source notebook, or those answers with some cells replaced (a *mutant*, see
-  ``LAB/mutants/*.toml``). The tests and the benchmark use it;
-  ``python -m autograder.nbgrader_course proof LAB COURSE`` (:func:`write_proof_submissions`)
+  ``LAB/mutants/mutants.toml``). The tests and the benchmark use it;
+  ``python -m autograder.integrations.nbgrader_course proof LAB COURSE`` (:func:`write_proof_submissions`)
   lets an instructor prove the grading on the reference and the mutants before release.
 """
 
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,8 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool
 
+from autograder.engine.mutants import Mutant, list_mutants
+from autograder.engine.spec import find_lab
 from autograder.errors import ShipmlError
 
 HIDDEN_BEGIN = "BEGIN HIDDEN TESTS"
@@ -63,26 +63,6 @@ def new_course(lab_dir: Path, dest: Path) -> Path:
         raise ShipmlError(f"{dest}: exists and is not empty; a course folder holds grades, pick a new folder")
     shutil.copytree(template, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     return Path(dest)
-
-
-@dataclass
-class Mutant:
-    """One defective variant of the reference answers, and the points it must lose."""
-
-    name: str
-    description: str
-    base: str = "solution"  # "solution": reference answers; "release": the notebook as released
-    cells: dict[str, str] = field(default_factory=dict)  # grade id -> new source
-    lost: dict[str, float] = field(default_factory=dict)  # grade id -> points lost
-
-
-def load_mutants(lab_dir: Path) -> list[Mutant]:
-    """Every ``LAB/mutants/*.toml``, sorted by name."""
-    mutants = []
-    for path in sorted((Path(lab_dir) / "mutants").glob("*.toml")):
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        mutants.append(Mutant(name=path.stem, **data))
-    return mutants
 
 
 def _grade_id(cell: Any) -> str:
@@ -134,7 +114,7 @@ def write_proof_submissions(lab_dir: Path, course_dir: Path, assignment: str) ->
         if c.cell_type == "code" and c.get("metadata", {}).get("nbgrader", {}).get("grade")
     )
     expected: dict[str, float] = {}
-    for mutant in [None, *load_mutants(lab_dir)]:
+    for mutant in [None, *list_mutants(find_lab(lab_dir))]:
         student = f"proof-{mutant.name if mutant else 'reference'}"
         build_submission(source, release, course_dir / "submitted" / student / assignment / f"{assignment}.ipynb", mutant)
         expected[student] = total - sum(mutant.lost.values()) if mutant else total
@@ -142,12 +122,12 @@ def write_proof_submissions(lab_dir: Path, course_dir: Path, assignment: str) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m autograder.nbgrader_course proof LAB COURSE [ASSIGNMENT]``."""
+    """``python -m autograder.integrations.nbgrader_course proof LAB COURSE [ASSIGNMENT]``."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) not in (3, 4) or args[0] != "proof":
-        print("usage: python -m autograder.nbgrader_course proof LAB COURSE [ASSIGNMENT]", file=sys.stderr)
+        print("usage: python -m autograder.integrations.nbgrader_course proof LAB COURSE [ASSIGNMENT]", file=sys.stderr)
         return 2
     lab, course = Path(args[1]), Path(args[2])
     assignment = args[3] if len(args) == 4 else lab.resolve().name

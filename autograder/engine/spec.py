@@ -12,9 +12,10 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from autograder.errors import ShipmlError
+from autograder.paths import LABS_DIR
 
 LAB_FILE = "lab.toml"
 SUBMISSION_FILE = "submission.toml"
@@ -26,6 +27,16 @@ PLACEHOLDERS: dict[str, str] = {
     "data": "a folder with the public (training and validation) data",
     "input": "a CSV of rows to predict offline",
     "output": "where the offline predictions CSV must be written",
+}
+
+# The placeholders each command receives: a command may use only these, checked when
+# submission.toml loads, so that a '{port}' in 'train' is a one-line error, not a grader crash.
+COMMAND_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "install": ("python",),
+    "train": ("python", "data"),
+    "serve": ("python", "data", "port"),
+    "predict": ("python", "data", "input", "output"),
+    "test": ("python", "data"),
 }
 
 
@@ -41,20 +52,26 @@ class CheckSpec(_Strict):
     """One check as ``lab.toml`` lists it."""
 
     id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
-    function: Annotated[str, Field(min_length=7)]
+    function: str
     points: Annotated[float, Field(gt=0)]
     visibility: Literal["public", "hidden"] = "public"
     description: Annotated[str, Field(min_length=3)]
     ml_test_score: str = ""
     timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
     params: dict[str, Any] = Field(default_factory=dict)
+    passes_when: str = ""  # the lab README's "passes when" cell; {name} is the param's value
+
+    def passes_when_text(self) -> str:
+        return self.passes_when.format(**self.params) if self.passes_when else self.description
 
     @field_validator("function")
     @classmethod
-    def _function_name(cls, value: str) -> str:
-        name = value.rpartition(":")[2] or value.rpartition(".")[2]
-        if not name.startswith("check_"):
-            raise ValueError(f"'{value}' must name a function called check_<property>")
+    def _function_path(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][\w.]*:check_\w+", value):
+            raise ValueError(
+                f"'{value}' must name the check by import path as module:check_<property>, "
+                "e.g. autograder.checks.serving:check_api_contract"
+            )
         return value
 
     @field_validator("ml_test_score")
@@ -115,15 +132,19 @@ class Team(_Strict):
     members: list[Member] = Field(default_factory=list)
 
 
-def _check_template(value: str) -> str:
+def _check_template(command: str, value: str) -> str:
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
     except ValueError as exc:
         raise ValueError(f"'{value}' is not a valid command template ({exc}); write '{{{{' for a literal brace") from None
+    allowed = COMMAND_PLACEHOLDERS[command]
     for name in fields:
-        if name not in PLACEHOLDERS:
-            known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-            raise ValueError(f"unknown placeholder '{{{name}}}'; use one of {known}")
+        if name in allowed:
+            continue
+        known = ", ".join("{" + p + "}" for p in allowed)
+        if name in PLACEHOLDERS:
+            raise ValueError(f"uses '{{{name}}}', which the {command} command does not receive; it may use {known}")
+        raise ValueError(f"unknown placeholder '{{{name}}}'; use one of {known}")
     return value
 
 
@@ -136,8 +157,8 @@ class Commands(_Strict):
 
     @field_validator("install", "train", "serve", "predict", "test")
     @classmethod
-    def _templates(cls, value: str) -> str:
-        return _check_template(value)
+    def _templates(cls, value: str, info: ValidationInfo) -> str:
+        return _check_template(str(info.field_name), value)
 
 
 class Service(_Strict):
@@ -188,14 +209,36 @@ def _explain(path: Path, exc: ValidationError) -> SpecError:
 
 
 def load_lab(path: Path | str) -> LabSpec:
-    """Read a lab folder's (or file's) ``lab.toml``."""
+    """Read a lab folder's (or file's) ``lab.toml``, and validate each check's parameters
+    against the model its function declares."""
+    from autograder.engine.catalogue import validate_params
+
     path = Path(path)
     file = path / LAB_FILE if path.is_dir() else path
     data = _read_toml(path, LAB_FILE)
     try:
-        return LabSpec.model_validate({**data, "root": file.parent.resolve()})
+        lab = LabSpec.model_validate({**data, "root": file.parent.resolve()})
     except ValidationError as exc:
         raise _explain(file, exc) from None
+    for check in lab.checks:
+        try:
+            validate_params(check.function, check.params)
+        except ShipmlError as exc:
+            raise SpecError(f"{file}: check '{check.id}': {exc}") from None
+        except ValueError as exc:
+            raise SpecError(f"{file}: check '{check.id}' ({check.function}): {exc}") from None
+    return lab
+
+
+def find_lab(name_or_path: str | Path) -> LabSpec:
+    """A lab by folder path, or by its name under the kit's ``labs/`` folder."""
+    path = Path(name_or_path)
+    if not path.exists() and (LABS_DIR / str(name_or_path)).exists():
+        path = LABS_DIR / str(name_or_path)
+    if not path.exists():
+        known = sorted(p.parent.name for p in LABS_DIR.glob("*/lab.toml"))
+        raise SpecError(f"no lab '{name_or_path}': give a lab folder or one of {', '.join(known) or '(none)'}")
+    return load_lab(path)
 
 
 def load_submission(path: Path | str, lab: LabSpec | None = None) -> SubmissionSpec:

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 
-from autograder.sandbox import Process, Sandbox, free_port
+from autograder.engine.sandbox import Process, free_port
+
+
+class Spawner(Protocol):
+    """What starts a service's process: the sandbox, or :mod:`autograder.testing`'s plain runner."""
+
+    def render(self, template: str, **values: str | int) -> str: ...
+
+    def spawn(self, command: str) -> Process: ...
+
+    def forget(self, proc: Process) -> None: ...
 
 
 class ServiceUnavailable(Exception):
@@ -16,9 +27,9 @@ class ServiceUnavailable(Exception):
 
 @dataclass
 class Service:
-    """A running team service, as the checks see it."""
+    """A running team service, as the checks see it (a :class:`autograder.checkapi.ServiceHandle`)."""
 
-    sandbox: Sandbox
+    sandbox: Spawner
     command_template: str
     health_path: str
     startup_timeout: float

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from autograder.report import write_reports
-from autograder.results import CheckResult, SubmissionResult, read_results, write_atomic
-from autograder.sandbox import die_with_parent
-from autograder.spec import SUBMISSION_FILE, LabSpec
+from autograder.engine.report import write_reports
+from autograder.engine.results import CheckResult, SubmissionResult, read_results, write_atomic
+from autograder.engine.sandbox import die_with_parent
+from autograder.engine.spec import SUBMISSION_FILE, LabSpec
 
 
 @dataclass

@@ -7,7 +7,8 @@ Each command runs:
   output and root's home are masked and ``/tmp`` is private, so killing the namespace's first
   process kills every process the team started, daemons included;
 - with resource limits (address space, processes, CPU time, file size);
-- inside the grading process's own network namespace, which has only a loopback interface;
+- inside the grading process's network namespace, which has only a loopback interface when
+  the ``grade`` verb could make one (:mod:`autograder.engine.netns`);
 - with its output captured into a bounded buffer.
 
 Where the harness is not root, it falls back to a process group plus the same limits and says
@@ -18,13 +19,12 @@ from __future__ import annotations
 
 import collections
 import ctypes
-import fcntl
 import os
 import shlex
 import shutil
 import signal
 import socket
-import struct
+import stat
 import subprocess
 import sys
 import tempfile
@@ -34,14 +34,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.spec import SubmissionSpec
+from autograder.checkapi import CommandResult
+from autograder.checkapi import last_lines as tail_lines
+from autograder.engine.spec import SubmissionSpec
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_CLONE_NEWNET = 0x40000000
 _PR_SET_PDEATHSIG = 1
-_SIOCGIFFLAGS = 0x8913
-_SIOCSIFFLAGS = 0x8914
-_IFF_UP = 0x1
 
 
 @dataclass(frozen=True)
@@ -54,33 +52,6 @@ class Limits:
     fsize_mb: int = 512
     output_bytes: int = 256 * 1024
     tmp_size: str = "256m"
-
-
-@dataclass
-class CommandResult:
-    """How one team command ended."""
-
-    command: str
-    returncode: int | None
-    output: str
-    duration: float
-    timed_out: bool = False
-    output_truncated: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
-
-    def explain(self) -> str:
-        """One sentence on how it ended, for a failure message."""
-        if self.timed_out:
-            return f"'{self.command}' did not finish within {self.duration:.0f} s and was stopped"
-        code = self.returncode
-        if code is not None and (code < 0 or 128 < code < 128 + 65):
-            number = -code if code < 0 else code - 128
-            name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else f"signal {number}"
-            return f"'{self.command}' was killed by {name} (a resource limit, e.g. memory or CPU time, or a crash)"
-        return f"'{self.command}' exited with code {self.returncode}"
 
 
 class OutputTail:
@@ -125,7 +96,7 @@ class OutputTail:
         else:
             body = (head + tail).decode(errors="replace")
         if last_lines is not None:
-            body = "\n".join(body.splitlines()[-last_lines:])
+            body = tail_lines(body, last_lines)
         return body
 
     def pump(self, stream: object) -> threading.Thread:
@@ -145,19 +116,27 @@ def die_with_parent() -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def enter_loopback_netns() -> str | None:
-    """Move this process into a new network namespace with only ``lo``, brought up.
+def render_command(template: str, *, data: Path, **values: str | int) -> str:
+    """A submission.toml command with its placeholders filled in, each value shell-quoted."""
+    base: dict[str, str | int] = {"python": sys.executable, "data": str(data), **values}
+    return template.format(**{k: shlex.quote(str(v)) for k, v in base.items()})
 
-    Returns None on success, or the reason it could not (not root, no CAP_SYS_ADMIN).
-    Every process started afterwards, team commands and our own clients alike, shares it.
-    """
-    if _libc.unshare(_CLONE_NEWNET) != 0:
-        return os.strerror(ctypes.get_errno())
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        ifreq = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(sock, _SIOCGIFFLAGS, ifreq))[1]
-        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
-    return None
+
+def start_process(argv: list[str], *, env: dict[str, str] | None, output_bytes: int, cwd: Path | None = None) -> Process:
+    """Start ``argv`` in a session of its own, its output pumped into a bounded buffer."""
+    popen = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
+    output = OutputTail(output_bytes)
+    assert popen.stdout is not None
+    return Process(" ".join(argv), popen, output, time.monotonic(), output.pump(popen.stdout))
 
 
 def free_port() -> int:
@@ -271,12 +250,10 @@ class Sandbox:
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
 
     def render(self, template: str, **values: str | int) -> str:
-        base: dict[str, str | int] = {"python": sys.executable, "data": str(self.data_dir)}
-        base.update(values)
-        return template.format(**{k: shlex.quote(str(v)) for k, v in base.items()})
+        return render_command(template, data=self.data_dir, **values)
 
     def _argv(self, command: str) -> list[str]:
-        jail = [sys.executable, "-m", "autograder.jail", "--cwd", str(self.copy)]
+        jail = [sys.executable, "-m", "autograder.engine.jail", "--cwd", str(self.copy)]
         lim = self.limits
         jail += ["--memory-mb", str(lim.memory_mb), "--nproc", str(lim.nproc)]
         jail += ["--cpu-seconds", str(lim.cpu_seconds), "--fsize-mb", str(lim.fsize_mb)]
@@ -319,19 +296,8 @@ class Sandbox:
 
     def spawn(self, command: str) -> Process:
         """Start a long-running team command (a service)."""
-        popen = self._spawner.submit(
-            subprocess.Popen,
-            self._argv(command),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=self._env(),
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        ).result()
-        output = OutputTail(self.limits.output_bytes)
-        assert popen.stdout is not None
-        proc = Process(command, popen, output, time.monotonic(), output.pump(popen.stdout))
+        proc = self._spawner.submit(start_process, self._argv(command), env=self._env(), output_bytes=self.limits.output_bytes).result()
+        proc.command = command
         self._processes.append(proc)
         return proc
 
@@ -361,6 +327,28 @@ class Sandbox:
         if self.uid is not None:
             os.chown(folder, self.uid, self.uid)
         return folder
+
+    def read_output(self, path: Path, max_bytes: int = 64 * 1024 * 1024) -> bytes | None:
+        """The bytes of a file a team command wrote, or None when there is no such regular file.
+
+        The team controls the workspace, so the file may be a symlink to a file the team must not
+        read (``/etc/shadow``), a FIFO that blocks, or a device: it is opened without following
+        symlinks and without blocking, read only if it is a regular file inside the workspace, and
+        at most ``max_bytes`` of it.
+        """
+        if self.workspace.resolve() not in path.parent.resolve().parents and path.parent.resolve() != self.workspace.resolve():
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                return fh.read(max_bytes)
+        finally:
+            os.close(fd)
 
     def forget(self, proc: Process) -> None:
         """Stop ``proc`` and stop tracking it."""

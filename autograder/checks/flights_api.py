@@ -8,28 +8,31 @@ contract (see ``labs/serving/README.md``).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from autograder import data
+from autograder.checks.serving_contract import Weather
 
-WEATHER_FIELDS = ("temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib")
+WEATHER_FIELDS: tuple[str, ...] = tuple(Weather.model_fields)
+"""The weather fields of a request, as the lab's contract names them."""
 REQUEST_COLUMNS = ("carrier", "origin", "dest", "scheduled_departure", "distance", "flight", *WEATHER_FIELDS)
 """The flat CSV layout of the offline ``predict`` command's input (one request per row)."""
 
 
-def labelled_flights(split: str, rows: int, seed: int = 13) -> pd.DataFrame:
+def labelled_flights(split: str, rows: int, seed: int = 13, data_dir: Path | None = None) -> pd.DataFrame:
     """``rows`` flights of ``split`` that have a label, spread evenly over its months, with
     the weather at departure joined by origin and scheduled hour (it may be missing), and
     the label in ``late``."""
-    flights = data.load_flights(split)
+    flights = data.load_flights(split, data_dir)
     flights = flights.assign(late=data.late_label(flights))
     flights = flights[flights["late"].notna()]
     per_month = max(1, rows // flights["month"].nunique())
     parts = [g.sample(min(len(g), per_month), random_state=seed) for _, g in flights.groupby("month")]
     sample = pd.concat(parts).head(rows)
-    weather = data.load_weather()[["origin", "time_hour", *WEATHER_FIELDS]].drop_duplicates(["origin", "time_hour"])
+    weather = data.load_weather(data_dir)[["origin", "time_hour", *WEATHER_FIELDS]].drop_duplicates(["origin", "time_hour"])
     joined = sample.merge(weather, on=["origin", "time_hour"], how="left", validate="many_to_one")
     return joined.reset_index(drop=True)
 

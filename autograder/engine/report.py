@@ -13,7 +13,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from autograder import mltestscore
-from autograder.results import SubmissionResult, write_atomic, write_results
+from autograder.engine.results import SubmissionResult, write_atomic, write_results
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2330;line-height:1.45}
@@ -23,7 +23,8 @@ h1{font-size:1.6rem}h2{font-size:1.25rem;border-bottom:1px solid #e4e7ec;padding
 """
 
 
-def _cell(text: str) -> str:
+def markdown_cell(text: str) -> str:
+    """``text`` made safe for one cell of a Markdown table."""
     return text.replace("|", "\\|").replace("\n", " ")
 
 
@@ -44,8 +45,8 @@ def render_markdown(result: SubmissionResult) -> str:
         mark = "pass" if c.status == "passed" else "**FAIL**"  # words, not emoji: they render everywhere
         first = c.message.splitlines()[0] if c.message else ""
         lines.append(
-            f"| {mark} | `{c.id}`: {_cell(c.description)} | {c.score:g} / {c.max_score:g} | "
-            f"{c.ml_test_score} | {_cell(first)} |"
+            f"| {mark} | `{c.id}`: {markdown_cell(c.description)} | {c.score:g} / {c.max_score:g} | "
+            f"{c.ml_test_score} | {markdown_cell(first)} |"
         )
     sections: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for c in result.checks:
@@ -58,7 +59,7 @@ def render_markdown(result: SubmissionResult) -> str:
         for key, (got, of) in sections.items():
             tests = sorted({c.ml_test_score for c in result.checks if c.ml_test_score.startswith(key + " ")})
             named = "; ".join(f"{t}: {mltestscore.title(t)}" for t in tests)
-            lines.append(f"| {mltestscore.SECTIONS[key]} | {got:g} / {of:g} | {_cell(named)} |")
+            lines.append(f"| {mltestscore.SECTIONS[key]} | {got:g} / {of:g} | {markdown_cell(named)} |")
     failed = [c for c in result.checks if c.status != "passed"]
     if failed:
         lines += ["", "## What to fix", ""]

@@ -1,0 +1,266 @@
+"""The check-writing API: everything a ``check_<property>(ctx)`` function may use, and no more.
+
+A check is one plain function about one property of a team's system, in the style of
+scikit-learn's ``check_estimator`` catalogue::
+
+    class Params(checkapi.Params):
+        requests: int = 20
+
+    def check_requests_answered(ctx: CheckContext[Params]) -> Verdict:
+        \"\"\"Every request answers 200 in time.\"\"\"
+        with ctx.client() as client:
+            ...
+        return passed("All 20 requests answered 200.")
+
+It returns :func:`passed` or :func:`partial`, or raises :class:`CheckFailed` with a message that
+tells the team what to change. Its parameters are a pydantic model named in the annotation of
+``ctx``; ``lab.toml``'s ``params`` are validated against it when the lab loads.
+
+The context is deliberately narrow: the team's service (URL and client), a fresh instance of it,
+the team's commands (with input files the harness writes and output files it reads back), the
+lab's data, and the time left. A check never sees the sandbox or the engine, so the same check
+runs under the local runner, a container, or against a service a test started itself
+(:func:`autograder.testing.run_check`).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "CheckContext",
+    "CheckFailed",
+    "CheckFunction",
+    "CommandResult",
+    "LabData",
+    "NoParams",
+    "Params",
+    "Runner",
+    "ServiceHandle",
+    "Verdict",
+    "params_model",
+    "partial",
+    "passed",
+]
+
+
+class Params(BaseModel):
+    """Base of every check's parameter model: unknown names are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(Params):
+    """The parameters of a check that takes none."""
+
+
+P = TypeVar("P", bound=Params)
+
+
+class CheckFailed(Exception):
+    """Raised by a check: the message tells the team what to change.
+
+    ``fraction`` (0..1) is the share of the points still earned; ``details`` are figures that go
+    into the instructor's copy of the results.
+    """
+
+    def __init__(self, message: str, fraction: float = 0.0, **details: Any) -> None:
+        super().__init__(message)
+        self.fraction = fraction
+        self.details = details
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a check found: the share of its points earned, and why."""
+
+    fraction: float
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def passed(message: str, **details: Any) -> Verdict:
+    """Full points."""
+    return Verdict(1.0, message, details)
+
+
+def partial(fraction: float, message: str, **details: Any) -> Verdict:
+    """``fraction`` of the points, clipped to [0, 1]."""
+    return Verdict(max(0.0, min(1.0, fraction)), message, details)
+
+
+@dataclass
+class CommandResult:
+    """How one team command ended, and the output files the harness read back."""
+
+    command: str
+    returncode: int | None
+    output: str
+    duration: float
+    timed_out: bool = False
+    output_truncated: bool = False
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+    def tail(self, lines: int = 15) -> str:
+        """The last ``lines`` lines of the command's output (for a failure message)."""
+        return last_lines(self.output, lines) or "(no output)"
+
+    def explain(self) -> str:
+        """One sentence on how it ended, for a failure message."""
+        if self.timed_out:
+            return f"'{self.command}' did not finish within {self.duration:.0f} s and was stopped"
+        code = self.returncode
+        if code is not None and (code < 0 or 128 < code < 128 + 65):
+            number = -code if code < 0 else code - 128
+            name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else f"signal {number}"
+            return f"'{self.command}' was killed by {name} (a resource limit, e.g. memory or CPU time, or a crash)"
+        return f"'{self.command}' exited with code {self.returncode}"
+
+
+def last_lines(text: str, count: int) -> str:
+    """The last ``count`` lines of ``text``: the one log-tail rule of every failure message."""
+    return "\n".join(text.splitlines()[-count:])
+
+
+class ServiceHandle(Protocol):
+    """A running instance of the team's service, as a check sees it."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def health_path(self) -> str: ...
+
+    @property
+    def startup_timeout(self) -> float: ...
+
+    @property
+    def startup_seconds(self) -> float: ...
+
+    def client(self, timeout: float = 10.0) -> httpx.Client: ...
+
+    def alive(self) -> bool: ...
+
+    def describe_exit(self, wait: float = 1.0) -> str: ...
+
+    def log_tail(self, lines: int = 20) -> str: ...
+
+
+class Runner(Protocol):
+    """What runs the team's system for the checks: the engine's sandbox, or a test's stand-in.
+
+    Each method raises :class:`CheckFailed` with the reason when it cannot do its job.
+    """
+
+    def service(self) -> ServiceHandle:
+        """The shared instance, started (or restarted) on demand and healthy."""
+        ...
+
+    def fresh_service(self) -> AbstractContextManager[ServiceHandle]:
+        """A new instance, returned as soon as its health path answers 200; stopped on exit."""
+        ...
+
+    def run(self, name: str, *, inputs: Mapping[str, bytes], outputs: Sequence[str], timeout: float) -> CommandResult:
+        """Run the team's command ``name``: each ``inputs`` placeholder gets a file holding those
+        bytes, each ``outputs`` placeholder a path whose file is read back into ``files``."""
+        ...
+
+    def setup(self, name: str) -> CommandResult | None:
+        """How a setup step (``install``, ``train``) ended, or None if it did not run."""
+        ...
+
+
+@dataclass(frozen=True)
+class LabData:
+    """The data a check may use: the public months, and the held-out ones only when grading."""
+
+    public: Path
+    heldout: Path | None = None
+
+    def folder(self, split: str) -> Path:
+        """The folder to load ``split`` from; the held-out one fails the check in a self-check."""
+        if split == "heldout":
+            if self.heldout is None:
+                raise CheckFailed("this check needs the held-out data, which only 'shipml grade' uses")
+            return self.heldout
+        return self.public
+
+
+class CheckContext(Generic[P]):
+    """What a check can reach. Checks receive it; they never build it."""
+
+    def __init__(self, *, params: P, runner: Runner, data: LabData, deadline: float) -> None:
+        self.params = params
+        self.data = data
+        self._runner = runner
+        self._deadline = deadline
+
+    def time_left(self) -> float:
+        """Seconds until this check's time limit."""
+        return max(0.0, self._deadline - time.monotonic())
+
+    def service(self) -> ServiceHandle:
+        """The team's running service (started on demand); CheckFailed with the log if it never became healthy."""
+        return self._runner.service()
+
+    def client(self, timeout: float = 10.0) -> httpx.Client:
+        """An HTTP client for the running service; use it in a ``with`` block."""
+        return self.service().client(timeout)
+
+    def fresh_service(self) -> AbstractContextManager[ServiceHandle]:
+        """A new instance of the service, handed over the moment its health path says 200."""
+        return self._runner.fresh_service()
+
+    def run(
+        self,
+        name: str,
+        *,
+        inputs: Mapping[str, bytes] | None = None,
+        outputs: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run the team's ``name`` command from submission.toml (within the time left)."""
+        return self._runner.run(name, inputs=inputs or {}, outputs=outputs, timeout=self.time_left() if timeout is None else timeout)
+
+    def setup(self, name: str) -> CommandResult:
+        """The setup step ``name`` (``install``, ``train``); CheckFailed if it did not run or failed."""
+        result = self._runner.setup(name)
+        if result is None:
+            raise CheckFailed(f"the '{name}' step did not run; add commands.{name} to submission.toml")
+        if not result.ok:
+            raise CheckFailed(f"The '{name}' step failed: {result.explain()}. Last lines:\n{result.tail()}")
+        return result
+
+
+CheckFunction = Callable[[CheckContext[Any]], Verdict]
+
+
+def params_model(check: CheckFunction) -> type[Params]:
+    """The parameter model a check declares as ``ctx: CheckContext[Model]`` (NoParams if bare)."""
+    hints = typing.get_type_hints(check)
+    first = next(iter(hints.items()), None)
+    if first is None or first[0] == "return":
+        raise TypeError(f"{check.__name__} must annotate its ctx argument as CheckContext[...]")
+    annotation = first[1]
+    if annotation is CheckContext:
+        return NoParams
+    if typing.get_origin(annotation) is not CheckContext:
+        raise TypeError(f"{check.__name__}'s ctx is annotated {annotation!r}, not CheckContext[...]")
+    (model,) = typing.get_args(annotation)
+    if not (isinstance(model, type) and issubclass(model, Params)):
+        raise TypeError(f"{check.__name__}: CheckContext[{model!r}] must name a checkapi.Params model")
+    return model

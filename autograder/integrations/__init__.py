@@ -1,0 +1,1 @@
+"""Integrations with the engines courses already run: nbgrader (the exports come later)."""
