@@ -3,8 +3,9 @@
 Builds the site once per session with autograder.site, serves it from a loopback HTTP server
 and drives Debian's Chromium through Playwright: the home page renders, every internal link of
 every page resolves, every chapter reaches its deck, every lab page reaches its lab folder, the
-decks render with speaker notes, mermaid diagrams become SVG, and nothing is fetched from
-outside the site.
+decks render every slide of their source with speaker notes, their figures (the executed
+book's own plots) load, mermaid diagrams become SVG, and nothing is fetched from outside the
+site.
 """
 
 from __future__ import annotations
@@ -256,3 +257,64 @@ def test_book_figures_are_images_in_the_site(site):
     """The executed examples put their plots into the pages (the notebooks ran)."""
     pngs = list((site / "_images").glob("*.png"))
     assert len(pngs) >= 6, f"expected the chapters' plots, found {len(pngs)}"
+
+
+def _source_slides(deck: str) -> list[str]:
+    """The slides of a deck's markdown: `---` between slides, `----` between vertical ones."""
+    text = (REPO / "slides" / "decks" / f"{deck}.md").read_text(encoding="utf-8")
+    body = text.split("\n---\n", 1)[1]  # after the front matter
+    slides = []
+    for horizontal in re.split(r"\n---\n", body):
+        slides.extend(re.split(r"\n----\n", horizontal))
+    return slides
+
+
+@pytest.mark.parametrize("deck", [c["deck"] for c in CHAPTERS])
+def test_deck_shows_every_slide_of_its_source_each_with_notes(page, base_url, deck):
+    page.goto(f"{base_url}slides/{deck}.html")
+    page.wait_for_selector(".reveal.ready", state="attached")
+    counts = page.evaluate(
+        """() => {
+            const leaves = [...document.querySelectorAll('.reveal .slides section')]
+                .filter(s => !s.querySelector('section'));
+            return {slides: leaves.length,
+                    noted: leaves.filter(s => s.querySelector('aside.notes')).length,
+                    total: Reveal.getTotalSlides()};
+        }"""
+    )
+    expected = len(_source_slides(deck))
+    print(f"{deck}: {counts['slides']} slides")
+    assert counts["slides"] == counts["total"] == expected, (counts, expected)
+    assert counts["noted"] == counts["slides"], f"{deck}: slides without speaker notes"
+
+
+def test_deck_figures_are_the_books_plots_and_load(page, base_url, site):
+    figures = sorted(p.stem for p in (site / "figures").glob("*.png"))
+    assert len(figures) >= 6, f"the book exports its plots for the decks: {figures}"
+    shown = 0
+    for chapter in CHAPTERS:
+        deck = chapter["deck"]
+        source = (REPO / "slides" / "decks" / f"{deck}.md").read_text(encoding="utf-8")
+        names = re.findall(r"\.\./figures/([a-z0-9-]+)\.png", source)
+        if not names:
+            continue
+        page.goto(f"{base_url}slides/{deck}.html")
+        page.wait_for_selector(".reveal.ready", state="attached")
+        for name in names:
+            assert name in figures, f"{deck} shows {name}, which the book did not export"
+            page.evaluate(
+                """(name) => {
+                    const img = document.querySelector(`img[srcset$="figures/${name}.png"]`);
+                    const idx = Reveal.getIndices(img.closest('section'));
+                    Reveal.slide(idx.h, idx.v);
+                }""",
+                name,
+            )
+            img = page.locator(f'section.present img[srcset$="figures/{name}.png"]')
+            page.wait_for_function(
+                "(el) => el.complete && el.naturalWidth > 100", arg=img.element_handle()
+            )
+            box = img.bounding_box()
+            assert box and box["width"] > 200 and box["height"] > 100, f"{deck}/{name}: {box}"
+            shown += 1
+    assert shown >= 6, f"only {shown} figures shown in the decks"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import posixpath
+import re
 import shutil
 from pathlib import Path
 
@@ -348,6 +349,56 @@ def _publish_labs(app: Sphinx, exception: Exception | None) -> None:
             logger.info("shipml: published labs/%s/ (%d pages)", name, len(pages))
 
 
+FIGURE_TAG = "deck-figure-"
+FIGURES_DIR = "figures"
+DECK_FIGURE = re.compile(r"\.\./figures/([a-z0-9-]+)\.png")
+
+
+def _export_figures(app: Sphinx, exception: Exception | None) -> None:
+    """Copy the plots of code cells tagged ``deck-figure-NAME`` to ``<site>/figures/NAME.png``.
+
+    The decks show the executed book's own plots (``../figures/NAME.png`` from a deck), so a
+    slide can never drift from its chapter. A deck that shows a figure no cell provides is a
+    build warning (an error under ``-W``).
+    """
+    if exception is not None or app.builder.format != "html":
+        return
+    outdir = Path(app.outdir)
+    images = outdir / app.builder.imagedir
+    found: dict[str, Path] = {}
+    for docname in sorted(app.env.all_docs):
+        doctree = app.env.get_doctree(docname)
+        for node in doctree.findall(nodes.Element):
+            names = [
+                c.removeprefix("tag_" + FIGURE_TAG)
+                for c in node.get("classes", [])
+                if c.startswith("tag_" + FIGURE_TAG)
+            ]
+            if not names:
+                continue
+            image = next(iter(node.findall(nodes.image)), None)
+            uri = image["uri"] if image is not None else ""
+            built = images / (app.builder.images.get(uri) or Path(uri).name) if uri else None
+            if built is None or not built.is_file():
+                logger.warning("cell tagged %s%s in %s has no plot", FIGURE_TAG, names[0], docname)
+                continue
+            found[names[0]] = built
+    target = outdir / FIGURES_DIR
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for name, source in sorted(found.items()):
+        shutil.copyfile(source, target / f"{name}.png")
+    for deck in sorted(DECKS_DIR.glob("*.md")):
+        for name in DECK_FIGURE.findall(deck.read_text(encoding="utf-8")):
+            if name not in found:
+                logger.warning(
+                    "deck %s shows ../figures/%s.png, but no book cell is tagged %s%s",
+                    deck.name, name, FIGURE_TAG, name,
+                )
+    logger.info("shipml: exported %d figures for the decks", len(found))
+
+
 def _dedupe_scripts(
     app: Sphinx, pagename: str, templatename: str, context: dict, doctree: object
 ) -> None:
@@ -375,6 +426,7 @@ def setup(app: Sphinx) -> dict[str, object]:
     app.add_directive("lab-checks", LabChecksDirective)
     app.connect("env-merge-info", _merge_labs)
     app.connect("build-finished", _publish_labs)
+    app.connect("build-finished", _export_figures)
     # Early: some theme handlers return a template name, which stops the event.
     app.connect("html-page-context", _dedupe_scripts, priority=100)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
