@@ -563,6 +563,22 @@ def test_prose_number_matches_the_data(claim: Claim) -> None:
     )
 
 
+def test_lowest_cost_threshold_is_below_the_best_f1_threshold() -> None:
+    """designing-the-system deck: with a missed delay costing 5 false alarms, the lowest-cost
+    threshold is lower than the best-F1 one (the chapter's grid of thresholds)."""
+    assert "the lowest-cost threshold is **lower** than the best-F1 threshold" in prose(
+        "deck:designing-the-system"
+    )
+    ref = reference_validation()
+    p, y = ref["p"], ref["y"]
+    grid = np.linspace(0.05, 0.8, 76)
+    cost = [5 * ((p < t) & y).sum() + ((p >= t) & ~y).sum() for t in grid]
+    f1 = [
+        2 * ((p >= t) & y).sum() / (2 * ((p >= t) & y).sum() + ((p >= t) ^ y).sum()) for t in grid
+    ]
+    assert grid[int(np.argmin(cost))] < grid[int(np.argmax(f1))]
+
+
 def test_july_is_later_than_every_training_month() -> None:
     """what-is-different: "July's late share is higher than that of any training month"."""
     assert "July's late share is higher than that of any training month" in prose(WID)
