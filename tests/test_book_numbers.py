@@ -128,6 +128,7 @@ def facts() -> dict[str, float]:
         f[f"{name}_morning_pct"] = 100 * float(share["m"])
         f[f"{name}_evening_pct"] = 100 * float(share["e"])
         f[f"{name}_effect_points"] = 100 * float(share["e"] - share["m"])
+    f["evening_late_pct"] = 100 * float(public.loc[public["hour"] >= 18, "late"].mean())
     by_month = public.groupby("month")["late"].mean()
     f["july_minus_max_training_month"] = float(by_month.loc[7] - by_month.loc[1:6].max())
     f["may_late_pct"] = 100 * float(by_month.loc[5])
@@ -454,6 +455,16 @@ CLAIMS = [
     ),
     # decks
     Claim(
+        "deck:introduction",
+        r"about \*\*one flight in (four)\*\* is late",
+        (lambda f: round(1 / f["public_late_share"]),),
+    ),
+    Claim(
+        "deck:what-is-different",
+        rf"yet most evening flights arrive on time: {N}% of them are late",
+        (F("evening_late_pct"),),
+    ),
+    Claim(
         "deck:what-is-different",
         rf"wrong on \*\*{N}%\*\* of Jul–Aug flights \(always \"on time\": "
         rf"{N}%\), catching {N}% of the late ones; at 0\.5: wrong on {N}%, "
@@ -619,6 +630,13 @@ def test_ml_test_score_example_sums() -> None:
     assert m, "the deck's example team line is gone"
     want = [sums["Data"], sums["Model"], sums["Infra"], sums["Monitor"], min(sums.values())]
     assert [float(x) for x in m.groups()] == want
+
+
+def test_serving_deck_quotes_the_bad_input_check_as_configured() -> None:
+    """designing-the-system deck: "15 named bad inputs must get a 4xx", as lab.toml says."""
+    assert "15 named bad inputs must get a 4xx" in prose("deck:designing-the-system")
+    lab = (REPO / "labs" / "serving" / "lab.toml").read_text(encoding="utf-8")
+    assert "15 named bad inputs get a 4xx" in lab
 
 
 def test_data_at_scale_sample_size() -> None:
