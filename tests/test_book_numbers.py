@@ -642,3 +642,25 @@ def test_serving_deck_quotes_the_bad_input_check_as_configured() -> None:
 def test_data_at_scale_sample_size() -> None:
     assert "Our sample is 50,000 flights" in prose(WID)
     assert len(load_flights("all")) == 50_000
+
+
+def test_model_sizes_quoted_in_the_book() -> None:
+    """introduction and model-to-system: the reference model is "about a megabyte" of "300
+    boosted trees", the logistic baseline "a few kilobytes"."""
+    import io
+
+    import joblib
+
+    assert "about a megabyte" in prose("chapters/introduction.md")
+    assert "megabyte (300 boosted trees; the logistic baseline is a few kilobytes)" in prose(MTS)
+    ref = reference_validation()
+    buffer = io.BytesIO()
+    joblib.dump(ref["model"], buffer)
+    assert 0.5e6 < len(buffer.getvalue()) < 2e6
+    assert ref["model"][-1].n_iter_ == 300
+    d = data()
+    with _threads():
+        logistic = build_logistic_baseline().fit(d["X"][ref["train"]], d["y"][ref["train"]])
+    buffer = io.BytesIO()
+    joblib.dump(logistic, buffer)
+    assert len(buffer.getvalue()) < 20_000
