@@ -42,6 +42,7 @@ __all__ = [
     "CheckFailed",
     "CheckFunction",
     "CommandResult",
+    "Input",
     "LabData",
     "NoParams",
     "Params",
@@ -65,6 +66,8 @@ class NoParams(Params):
 
 
 P = TypeVar("P", bound=Params)
+Input = bytes | Path
+"""What a check hands a team command: a file's bytes, or a file or folder of the harness to copy."""
 
 
 class CheckFailed(Exception):
@@ -170,13 +173,15 @@ class Runner(Protocol):
         """The shared instance, started (or restarted) on demand and healthy."""
         ...
 
-    def fresh_service(self) -> AbstractContextManager[ServiceHandle]:
-        """A new instance, returned as soon as its health path answers 200; stopped on exit."""
+    def fresh_service(self, files: Mapping[str, Input]) -> AbstractContextManager[ServiceHandle]:
+        """A new instance, returned as soon as its health path answers 200; stopped on exit.
+        Each ``files`` placeholder (say ``model``) gets a copy of that file instead of the usual one."""
         ...
 
-    def run(self, name: str, *, inputs: Mapping[str, bytes], outputs: Sequence[str], timeout: float) -> CommandResult:
-        """Run the team's command ``name``: each ``inputs`` placeholder gets a file holding those
-        bytes, each ``outputs`` placeholder a path whose file is read back into ``files``."""
+    def run(self, name: str, *, inputs: Mapping[str, Input], outputs: Sequence[str], timeout: float) -> CommandResult:
+        """Run the team's command ``name``: each ``inputs`` placeholder gets a copy of that file or
+        folder (bytes: a file holding them), each ``outputs`` placeholder a path whose file is
+        read back into ``files``."""
         ...
 
     def setup(self, name: str) -> CommandResult | None:
@@ -186,10 +191,15 @@ class Runner(Protocol):
 
 @dataclass(frozen=True)
 class LabData:
-    """The data a check may use: the public months, and the held-out ones only when grading."""
+    """The data a check may use: the public months, and the held-out ones only when grading.
+
+    ``team_data_id`` is the id of the public export the team's ``train`` step was given (see
+    :func:`autograder.data.dataset_id`).
+    """
 
     public: Path
     heldout: Path | None = None
+    team_data_id: str = ""
 
     def folder(self, split: str) -> Path:
         """The folder to load ``split`` from; the held-out one fails the check in a self-check."""
@@ -221,15 +231,16 @@ class CheckContext(Generic[P]):
         """An HTTP client for the running service; use it in a ``with`` block."""
         return self.service().client(timeout)
 
-    def fresh_service(self) -> AbstractContextManager[ServiceHandle]:
-        """A new instance of the service, handed over the moment its health path says 200."""
-        return self._runner.fresh_service()
+    def fresh_service(self, files: Mapping[str, Input] | None = None) -> AbstractContextManager[ServiceHandle]:
+        """A new instance of the service, handed over the moment its health path says 200.
+        ``files={"model": data}`` starts it on another model file than the one ``train`` wrote."""
+        return self._runner.fresh_service(files or {})
 
     def run(
         self,
         name: str,
         *,
-        inputs: Mapping[str, bytes] | None = None,
+        inputs: Mapping[str, Input] | None = None,
         outputs: Sequence[str] = (),
         timeout: float | None = None,
     ) -> CommandResult:

@@ -27,9 +27,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _hidden_paths(submission: Path, out: Path | None) -> list[Path]:
-    """What a team's processes must not read: the kit's data (held-out period included), the
-    reference solutions, the grading output and the other submissions next to this one."""
-    paths = [DATASETS_DIR, LABS_DIR]
+    """What a team's processes must never see: the whole kit checkout (its data with the
+    held-out period, the labs with their references and mutants, ``.git``, tests, book), the
+    grading output and the other submissions next to this one.
+
+    The sandbox's view is an allow-list, so none of these is visible in the first place; the
+    list matters where one of them lies inside a folder the view allows (a kit checked out
+    under ``/usr/local/src``), and the sandbox masks it there.
+    """
+    from autograder.paths import KIT_ROOT
+
+    paths = [KIT_ROOT, DATASETS_DIR, LABS_DIR]
     if out is not None:
         paths.append(out.resolve())
     parent = submission.resolve().parent
@@ -40,6 +48,7 @@ def _hidden_paths(submission: Path, out: Path | None) -> list[Path]:
 
 def _grade(args: argparse.Namespace, hidden: bool) -> int:
     from autograder.checkapi import LabData
+    from autograder.data import dataset_id
     from autograder.engine.grading import grade
     from autograder.engine.netns import enter_loopback_netns
     from autograder.engine.report import write_reports
@@ -54,13 +63,14 @@ def _grade(args: argparse.Namespace, hidden: bool) -> int:
     # loopback, so the team's processes and our clients share it and nothing else. Where that is
     # not allowed (not root), the report says so.
     enter_loopback_netns()
-    data = LabData(public=FLIGHTS_DIR, heldout=FLIGHTS_DIR if hidden else None)
+    heldout = _heldout(getattr(args, "heldout", None)) if hidden else None
     with tempfile.TemporaryDirectory(prefix="shipml-data-") as tmp:
         public = None
         if lab.lab.data:
             from autograder.data import write_public
 
             public = write_public(Path(tmp) / "data")
+        data = LabData(public=FLIGHTS_DIR, heldout=heldout, team_data_id=dataset_id(public) if public else "")
 
         def show(result: CheckResult) -> None:
             if not quiet:
@@ -87,6 +97,18 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return _grade(args, hidden=True)
 
 
+def _heldout(folder: str | None) -> Path:
+    """The held-out data to grade with: the instructor's folder, or the kit's bundled months."""
+    from autograder.data import DataError, load_flights
+
+    path = Path(folder) if folder else FLIGHTS_DIR
+    try:
+        load_flights("heldout", path)
+    except DataError as exc:
+        raise ShipmlError(f"--heldout {path}: {exc}; give a folder with the held-out months' flights and weather") from None
+    return path.resolve()
+
+
 def cmd_grade_all(args: argparse.Namespace) -> int:
     from autograder.engine.classrun import grade_all
     from autograder.engine.spec import find_lab
@@ -95,7 +117,8 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
     root = Path(args.root)
     if not root.is_dir():
         raise ShipmlError(f"{root}: not a folder; give the folder that holds one subfolder per submission")
-    outcomes = grade_all(lab, root, Path(args.out), jobs=args.jobs, force=args.force, time_limit=args.time_limit)
+    heldout = _heldout(args.heldout) if args.heldout else None
+    outcomes = grade_all(lab, root, Path(args.out), jobs=args.jobs, force=args.force, time_limit=args.time_limit, heldout=heldout)
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
@@ -216,11 +239,19 @@ def _args_checks(p: argparse.ArgumentParser) -> None:
     p.add_argument("--write-readme", action="store_true", help="rewrite the check table in the lab's README from lab.toml")
 
 
-def _args_grade(p: argparse.ArgumentParser) -> None:
+_HELDOUT_HELP = "the held-out data folder the hidden checks use (default: the kit's bundled Sep-Dec months; a course should hold its own)"
+
+
+def _args_check(p: argparse.ArgumentParser) -> None:
     _lab(p)
     p.add_argument("dir", help="the submission folder (it holds submission.toml)")
     p.add_argument("--out", help="where to write results.json and the reports (default: a new temporary folder)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def _args_grade(p: argparse.ArgumentParser) -> None:
+    _args_check(p)
+    p.add_argument("--heldout", help=_HELDOUT_HELP)
 
 
 def _args_grade_all(p: argparse.ArgumentParser) -> None:
@@ -230,6 +261,7 @@ def _args_grade_all(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
     p.add_argument("--force", action="store_true", help="regrade submissions that already have results")
     p.add_argument("--time-limit", type=float, help="seconds per submission (default: the lab's time_limit)")
+    p.add_argument("--heldout", help=_HELDOUT_HELP)
 
 
 def _args_nbgrader_cells(p: argparse.ArgumentParser) -> None:
@@ -261,7 +293,7 @@ def _args_site(p: argparse.ArgumentParser) -> None:
 Verb = tuple[Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None], str]
 VERBS: dict[str, Verb] = {
     "checks": (cmd_checks, _args_checks, "list a lab's checks: points, visibility, ML Test Score, code, mutants and test"),
-    "check": (cmd_check, _args_grade, "run a lab's public checks on a submission folder (a team's self-check)"),
+    "check": (cmd_check, _args_check, "run a lab's public checks on a submission folder (a team's self-check)"),
     "grade": (cmd_grade, _args_grade, "run all of a lab's checks on one submission and write its reports"),
     "grade-all": (cmd_grade_all, _args_grade_all, "grade every submission folder of a class in parallel, resumably"),
     "nbgrader-import": (cmd_nbgrader_import, _args_nbgrader_import, "write harness scores into the nbgrader gradebook as locked task cells' grades"),

@@ -23,6 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from autograder.errors import ShipmlError
@@ -44,6 +45,7 @@ __all__ = [
     "load_flights",
     "load_planes",
     "load_weather",
+    "dataset_id",
     "resolve_data_dir",
     "write_public",
 ]
@@ -327,13 +329,21 @@ def _write_gzip_csv(frame: pd.DataFrame, path: Path) -> None:
         gz.write(text)
 
 
-def write_public(dest: Path | str, data_dir: Path | str | None = None) -> Path:
+def write_public(dest: Path | str, data_dir: Path | str | None = None, *,
+                 dataset_id: str | None = None, train_share: float = 1.0, seed: int = 0) -> Path:
     """Write the public data (train + validation months only) into ``dest``; return ``dest``.
 
     Same files and format as the source folder: flights and weather keep only the rows of
     the public months, byte for byte; airlines, airports and planes are copied. ``dest`` also
     gets SHA256SUMS and EXPORT.json. Held-out rows appear nowhere in ``dest``.
+
+    ``dataset_id`` (default: a fresh random one) goes into EXPORT.json: a model trained on this
+    folder reports it (:func:`dataset_id`), so the grader can tell which training data a served
+    model came from. ``train_share`` < 1 keeps only that share of the train months' flights,
+    chosen by ``seed``: the grader's second training set for the provenance check.
     """
+    import secrets
+
     source = resolve_data_dir(data_dir)
     target = Path(dest).expanduser().resolve()
     if target == source:
@@ -349,14 +359,34 @@ def write_public(dest: Path | str, data_dir: Path | str | None = None) -> Path:
         names.append(name)
         if table in ("flights", "weather"):
             text = pd.read_csv(source / name, dtype=str, keep_default_na=False)
-            keep = text["month"].astype(int).isin(months)
+            month = text["month"].astype(int)
+            keep = month.isin(months)
+            if table == "flights" and train_share < 1:
+                # A seeded, reproducible share of the train months; validation stays whole.
+                rng = np.random.default_rng(seed)
+                drawn = pd.Series(rng.random(len(text)) < train_share, index=text.index)
+                keep &= drawn | ~month.isin(PERIODS["train"])
             _write_gzip_csv(text[keep], target / name)
         else:
             shutil.copyfile(source / name, target / name)
     sums = "".join(f"{hashlib.sha256((target / n).read_bytes()).hexdigest()}  {n}\n"
                    for n in names)
     (target / "SHA256SUMS").write_text(sums)
-    marker = {"kind": "public", "splits": ["train", "validation"], "months": list(months),
-              "withheld": {"heldout": list(PERIODS["heldout"])}}
+    marker = {"kind": "public", "id": dataset_id or secrets.token_hex(8),
+              "splits": ["train", "validation"], "months": list(months),
+              "train_share": train_share, "withheld": {"heldout": list(PERIODS["heldout"])}}
     (target / EXPORT_MARKER).write_text(json.dumps(marker) + "\n")
     return target
+
+
+def dataset_id(data_dir: Path | str | None = None) -> str:
+    """The id of a public export (EXPORT.json's ``id``), or "" for a folder that has none.
+
+    A team's ``train`` keeps it with the model and ``/version`` reports it as
+    ``training_data_id``: the grader gives each training run data with an id of its own.
+    """
+    marker = resolve_data_dir(data_dir) / EXPORT_MARKER
+    try:
+        return str(json.loads(marker.read_text(encoding="utf-8")).get("id", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""

@@ -17,8 +17,12 @@ developer's tests and a team's own test suite, never for grading other people's 
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,10 +37,12 @@ from autograder.checkapi import (
     CheckFailed,
     CheckFunction,
     CommandResult,
+    Input,
     LabData,
     Params,
     Verdict,
 )
+from autograder.data import dataset_id, write_public
 from autograder.engine.catalogue import resolve, validate_params
 from autograder.engine.grading import run_one
 from autograder.engine.sandbox import Process, render_command, start_process
@@ -87,7 +93,9 @@ class _PlainSpawner:
     processes: list[Process] = field(default_factory=list)
 
     def render(self, template: str, **values: str | int) -> str:
-        return render_command(template, data=self.data, **values)
+        values = dict(values)
+        data = values.pop("data", self.data)  # a check may give {data} another folder (a second training set)
+        return render_command(template, data=Path(data), **values)
 
     def spawn(self, command: str) -> Process:
         proc = start_process(["/bin/sh", "-c", command], env=dict(os.environ), output_bytes=_OUTPUT_BYTES, cwd=self.cwd)
@@ -112,17 +120,36 @@ class LocalRunner:
         self.startup_timeout = startup_timeout
         self._shared: Service | None = None
         self._setup: dict[str, CommandResult] = {}
+        self._tmp = tempfile.TemporaryDirectory(prefix="shipml-run-")
+        self.values = {"model": str(Path(self._tmp.name) / "model")}
 
-    def _service(self) -> Service:
+    def _service(self, values: dict[str, str] | None = None) -> Service:
         serve = self.commands.get("serve", "")
         if not serve:
             raise CheckFailed("this check needs the service: pass url= or a 'serve' command")
-        return Service(self.spawner, serve, self.health_path, self.startup_timeout)
+        return Service(self.spawner, serve, self.health_path, self.startup_timeout, values=values or self.values)
+
+    def _place(self, inputs: Mapping[str, Input]) -> dict[str, str]:
+        io = Path(tempfile.mkdtemp(dir=self._tmp.name))
+        for key, item in inputs.items():
+            if isinstance(item, bytes):
+                (io / key).write_bytes(item)
+            elif item.is_dir():
+                shutil.copytree(item, io / key)
+            else:
+                shutil.copyfile(item, io / key)
+        return {key: str(io / key) for key in inputs}
+
+    def _setup_first(self) -> None:
+        """As under the engine, install and train run before anything else uses the system."""
+        for step in ("install", "train"):
+            self.setup(step)
 
     def service(self) -> _Remote | Service:
         if self.url is not None:
             return _Remote(self.url, self.health_path, self.startup_timeout)
         if self._shared is None:
+            self._setup_first()
             self._shared = self._service()
         try:
             self._shared.ensure()
@@ -131,8 +158,9 @@ class LocalRunner:
         return self._shared
 
     @contextmanager
-    def fresh_service(self) -> Iterator[Service]:
-        instance = self._service()
+    def fresh_service(self, files: Mapping[str, Input]) -> Iterator[Service]:
+        self._setup_first()
+        instance = self._service({**self.values, **self._place(files)})
         try:
             try:
                 instance.start()
@@ -142,38 +170,51 @@ class LocalRunner:
         finally:
             instance.stop()
 
-    def run(self, name: str, *, inputs: Mapping[str, bytes], outputs: Sequence[str], timeout: float) -> CommandResult:
-        import tempfile
-
+    def run(self, name: str, *, inputs: Mapping[str, Input], outputs: Sequence[str], timeout: float) -> CommandResult:
         template = self.commands.get(name, "")
         if not template:
             raise CheckFailed(f"no '{name}' command; pass commands={{'{name}': ...}}")
-        with tempfile.TemporaryDirectory(prefix="shipml-io-") as tmp:
-            io = Path(tmp)
-            for key, payload in inputs.items():
-                (io / key).write_bytes(payload)
-            values = {key: str(io / key) for key in [*inputs, *outputs]}
-            command = self.spawner.render(template, **values)
-            started = time.monotonic()
-            try:
-                proc = subprocess.run(["/bin/sh", "-c", command], cwd=self.spawner.cwd, capture_output=True, timeout=timeout)
-            except subprocess.TimeoutExpired as exc:
-                output = (exc.stdout or b"") + (exc.stderr or b"")
-                return CommandResult(command, None, output.decode(errors="replace"), time.monotonic() - started, timed_out=True)
-            result = CommandResult(command, proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace"), time.monotonic() - started)
-            for key in outputs:
-                if (io / key).is_file():
-                    result.files[key] = (io / key).read_bytes()
+        if name not in ("install", "train"):
+            self._setup_first()
+        values = {**self.values, **self._place(inputs)}
+        io = Path(tempfile.mkdtemp(dir=self._tmp.name))
+        values.update({key: str(io / key) for key in outputs})
+        command = self.spawner.render(template, **values)
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(["/bin/sh", "-c", command], cwd=self.spawner.cwd, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            output = (exc.stdout or b"") + (exc.stderr or b"")
+            return CommandResult(command, None, output.decode(errors="replace"), time.monotonic() - started, timed_out=True)
+        result = CommandResult(command, proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace"), time.monotonic() - started)
+        for key in outputs:
+            if Path(values[key]).is_file():
+                result.files[key] = Path(values[key]).read_bytes()
         return result
 
     def setup(self, name: str) -> CommandResult | None:
+        """Setup steps run once, on demand; ``train`` keeps the model file it wrote."""
         if name not in self._setup and self.commands.get(name):
-            self._setup[name] = self.run(name, inputs={}, outputs=(), timeout=600)
+            self._setup[name] = result = self.run(name, inputs={}, outputs=(), timeout=600)
+            model = Path(self.values["model"])
+            if name == "train" and model.is_file():
+                result.files["model"] = model.read_bytes()
+            self._setup[name] = result
         return self._setup.get(name)
 
     def close(self) -> None:
         for proc in list(self.spawner.processes):
             self.spawner.forget(proc)
+        self._tmp.cleanup()
+
+
+@functools.cache
+def _public_export() -> Path:
+    """The public data the team's commands get as {data}, written once per process (as the
+    engine writes it once per grading); removed when the process exits."""
+    folder = Path(tempfile.mkdtemp(prefix="shipml-public-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return write_public(folder / "data")
 
 
 def run_check(
@@ -191,8 +232,9 @@ def run_check(
     """Run one check (a function, or its ``module:function`` path) and return its Verdict.
 
     ``url`` is a service that is already running; without it the ``serve`` command of
-    ``commands`` is started on demand. ``params`` are validated as ``lab.toml``'s are. ``data``
-    defaults to the kit's flight data, held-out months included.
+    ``commands`` is started on demand. ``params`` are validated as ``lab.toml``'s are. The
+    commands get a public export of the kit's data as ``{data}``, as under the engine; the
+    checks' ``data`` defaults to the kit's flight data, held-out months included.
     """
     fn = resolve(check) if isinstance(check, str) else check
     name = check if isinstance(check, str) else f"{fn.__module__}:{fn.__name__}"
@@ -201,8 +243,9 @@ def run_check(
             params = validate_params(name, dict(params or {}))
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
-    data = data or LabData(public=FLIGHTS_DIR, heldout=FLIGHTS_DIR)
-    runner = LocalRunner(url=url, commands=commands or {}, cwd=Path(cwd), data=data.public,
+    team_data = _public_export()
+    data = data or LabData(public=FLIGHTS_DIR, heldout=FLIGHTS_DIR, team_data_id=dataset_id(team_data))
+    runner = LocalRunner(url=url, commands=commands or {}, cwd=Path(cwd), data=team_data,
                          health_path=health_path, startup_timeout=startup_timeout)
     try:
         ctx = CheckContext(params=params, runner=runner, data=data, deadline=time.monotonic() + timeout)

@@ -1,5 +1,6 @@
-"""Each serving check on its own, in seconds: a tiny app that keeps the contract passes it, and a
-tiny app with one defect per check fails it with a message that names the defect.
+"""Each serving check on its own, in seconds: a tiny system that keeps the contract passes it, a
+tiny system with one defect per check fails it with a message that names the defect, and the
+cheapest cheats (a table of outcomes, a model that does not come from train) do not pay.
 
 The end-to-end proof (reference, starter and every mutant through ``shipml grade-all``) is in
 test_serving_lab.py; these tests run each check through :func:`autograder.testing.run_check`,
@@ -8,13 +9,17 @@ against services started here, with the lab's own parameters.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from autograder.engine.sandbox import free_port
+from autograder.checkapi import LabData
+from autograder.engine.service import Service
 from autograder.engine.spec import find_lab
-from autograder.testing import LabCheck, parametrize_with_checks
+from autograder.paths import FLIGHTS_DIR
+from autograder.testing import LabCheck, _PlainSpawner, _public_export, parametrize_with_checks
 
 APP = Path(__file__).resolve().parent / "fixtures" / "serving_app"
 CHECKS = {c.id: LabCheck(c) for c in find_lab("serving").checks}
@@ -22,55 +27,73 @@ CHECKS = {c.id: LabCheck(c) for c in find_lab("serving").checks}
 
 def commands(mode: str) -> dict[str, str]:
     return {
-        "serve": f"{{python}} tinyapp.py serve --port {{port}} --data {{data}} --mode {mode}",
-        "predict": f"{{python}} tinyapp.py predict --input {{input}} --output {{output}} --data {{data}} --mode {mode}",
+        "train": "{python} tinyapp.py train --data {data} --out {model}",
+        "serve": f"{{python}} tinyapp.py serve --port {{port}} --data {{data}} --model {{model}} --mode {mode}",
+        "predict": f"{{python}} tinyapp.py predict --model {{model}} --data {{data}} --input {{input}} --output {{output}} --mode {mode}",
     }
 
 
-def running(mode: str):
-    """Start the tiny app once for the module, as the harness would: through its serve command."""
-    from autograder.engine.service import Service
-    from autograder.paths import FLIGHTS_DIR
-    from autograder.testing import _PlainSpawner
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny") / "model.json"
+    subprocess.run([sys.executable, "tinyapp.py", "train", "--data", str(_public_export()), "--out", str(out)], cwd=APP, check=True)
+    return out
 
-    service = Service(_PlainSpawner(APP, FLIGHTS_DIR), commands(mode)["serve"], "/health", 60)
+
+def running(mode: str, model: Path) -> Service:
+    """The tiny app, started the way the harness starts a service: through its serve command."""
+    service = Service(_PlainSpawner(APP, _public_export()), commands(mode)["serve"], "/health", 60, values={"model": str(model)})
     service.start()
     return service
 
 
 @pytest.fixture(scope="module")
-def good():
-    service = running("good")
+def good(model):
+    service = running("good", model)
     yield service.url
     service.stop()
 
 
 @pytest.fixture(scope="module")
-def bad():
-    service = running("bad")
+def bad(model):
+    service = running("bad", model)
     yield service.url
     service.stop()
 
 
-def run(check_id: str, url: str, mode: str, **params: object):
+def run(check_id: str, url: str | None, mode: str, **params: object):
     check = CHECKS[check_id]
     return check(url=url, commands=commands(mode), cwd=APP, params={**check.spec.params, **params})
 
 
 @parametrize_with_checks("serving")
-def test_a_contract_keeping_app_passes_every_check(check, good):
-    verdict = check(url=good, commands=commands("good"), cwd=APP)
+def test_a_contract_keeping_system_passes_every_check(check, good):
+    # Provenance starts its own instances from the model train writes; the others use the running one.
+    url = None if check.spec.id == "provenance" else good
+    verdict = check(url=url, commands=commands("good"), cwd=APP)
     assert verdict.fraction == 1, verdict.message
 
 
 def test_check_api_contract(bad):
     verdict = run("api_contract", bad, "bad")
-    assert verdict.fraction == 0 and "model_version" in verdict.message, verdict.message
+    assert verdict.fraction == 0 and "GET /version: field model_sha256" in verdict.message, verdict.message
 
 
 def test_check_bad_input_handled(bad):
     verdict = run("bad_input", bad, "bad")
-    assert verdict.fraction == 0 and "answered 500" in verdict.message and "Request:" in verdict.message, verdict.message
+    assert verdict.fraction < 0.5 and "answered 500" in verdict.message and "Request:" in verdict.message, verdict.message
+    assert "missing field 'carrier'" in verdict.message and "negative distance" in verdict.message, "every failing case is named"
+
+
+def test_check_bad_input_handled_names_a_rejected_valid_flight(model):
+    strict = running("strict", model)
+    try:
+        verdict = run("bad_input", strict.url, "strict")
+    finally:
+        strict.stop()
+    assert verdict.fraction == pytest.approx(0.6), "every bad input handled, two kinds of valid flight (null weather, no weather) turned away"
+    assert "rejected a valid flight (weather null): 422" in verdict.message
+    assert "rejected a valid flight (no weather field): 422" in verdict.message, verdict.message
 
 
 def test_check_health_is_honest(bad):
@@ -81,11 +104,11 @@ def test_check_health_is_honest(bad):
 def test_check_latency_under_load(bad):
     verdict = run("latency", bad, "bad", requests=400)  # 400 are plenty to see a 50 ms pause
     assert verdict.fraction == 0 and "p50 is above 30 ms" in verdict.message, verdict.message
-    assert verdict.details["p50_ms"] > 30
+    assert verdict.details["p50_ms"] > 30 and "p99" in verdict.message
 
 
 def test_check_no_training_serving_skew(good):
-    # The bad offline path takes the hour in UTC; the service is the good one, so only skew differs.
+    # The bad offline path takes the hour from the UTC time_hour; the service is the good one.
     verdict = CHECKS["no_skew"](url=good, commands={**commands("good"), "predict": commands("bad")["predict"]}, cwd=APP)
     assert verdict.fraction == 0 and "different probability online than offline" in verdict.message, verdict.message
 
@@ -95,18 +118,61 @@ def test_check_no_training_serving_skew_names_a_missing_output(good):
     assert verdict.fraction == 0 and "wrote no file at {output}" in verdict.message, verdict.message
 
 
+def test_check_model_provenance(bad):
+    verdict = run("provenance", None, "bad")
+    assert verdict.fraction == 0 and "GET /version: field model_sha256" in verdict.message, verdict.message
+
+
+def test_check_model_provenance_refuses_a_model_train_did_not_write(model):
+    # "Model not pushed": train does nothing; the service runs a model file of the repository.
+    cheat = {**commands("good"), "train": "true", "serve": commands("good")["serve"].replace("{model}", str(model))}
+    verdict = CHECKS["provenance"](commands=cheat, cwd=APP)
+    assert verdict.fraction == 0 and "'train' wrote no model file" in verdict.message, verdict.message
+    # train copies the committed file into place: the hash matches, the training data does not.
+    cheat["train"] = f"cp {model} {{model}}"
+    verdict = CHECKS["provenance"](commands=cheat, cwd=APP)
+    assert verdict.fraction == 0 and "training_data_id" in verdict.message, verdict.message
+
+
+def test_check_model_provenance_refuses_a_table_of_outcomes():
+    # train writes a real model, the service answers from a table: retraining changes nothing.
+    verdict = run("provenance", None, "table")
+    assert verdict.fraction == 0 and "answers changed" in verdict.message and "do not come from what 'train' learned" in verdict.message, verdict.message
+
+
+def test_check_quality_on_validation(bad):
+    verdict = run("quality", bad, "bad", rows=300)
+    assert verdict.fraction == 0 and "no better than a constant or random answer" in verdict.message, verdict.message
+
+
 def test_check_accuracy_in_production(bad):
     verdict = run("accuracy", bad, "bad", rows=400)
     assert verdict.fraction == 0 and "PR AUC" in verdict.message, verdict.message
 
 
-def test_check_accuracy_in_production_needs_the_heldout_data(good):
-    from autograder.checkapi import LabData
-    from autograder.paths import FLIGHTS_DIR
+def test_check_accuracy_in_production_flags_a_table_of_outcomes(model):
+    table = running("table", model)
+    try:
+        verdict = run("accuracy", table.url, "table", rows=400)
+    finally:
+        table.stop()
+    assert verdict.fraction == 1, "the grade stands"
+    assert "needs_review" in verdict.details and "beyond" in verdict.details["needs_review"]
 
+
+def test_check_accuracy_in_production_counts_failed_requests_as_wrong(good):
+    from autograder.checks import flights_api, loadgen
+    from autograder.checks.serving_model import score
+
+    frame = flights_api.labelled_flights("heldout", 200)
+    requests = flights_api.to_requests(frame)
+    requests[0] = {**requests[0], "dest": "QQQ"}  # the good service rejects it: one failed request
+    result = loadgen.send(good + "/predict", requests, keep_bodies=True)
+    scored = score(frame, result, 0.06, 0.11)
+    assert len(scored.failed) == 1 and scored.failed[0].startswith("flight 1: answered 422")
+    assert scored.fraction > 0, "one failed request does not zero the check"
+
+
+def test_check_accuracy_in_production_needs_the_heldout_data(good):
     verdict = CHECKS["accuracy"](url=good, data=LabData(public=FLIGHTS_DIR))
     assert verdict.fraction == 0 and "held-out data" in verdict.message
-
-
-def test_port_helper_gives_a_free_port():
-    assert 1024 < free_port() < 65536

@@ -7,19 +7,26 @@ contract (see ``labs/serving/README.md``).
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
 from autograder import data
-from autograder.checks.serving_contract import Weather
+from autograder.checks.serving_contract import Prediction, Weather
 
 WEATHER_FIELDS: tuple[str, ...] = tuple(Weather.model_fields)
 """The weather fields of a request, as the lab's contract names them."""
-REQUEST_COLUMNS = ("carrier", "origin", "dest", "scheduled_departure", "distance", "flight", *WEATHER_FIELDS)
-"""The flat CSV layout of the offline ``predict`` command's input (one request per row)."""
+TRAINING_COLUMNS = (
+    "year", "month", "day", "sched_dep_time", "sched_arr_time", "carrier", "flight", "tailnum",
+    "origin", "dest", "distance", "hour", "minute", "time_hour",
+)
+"""The offline ``predict`` command's input: the flights table's own columns, as training reads
+them, less the outcomes (departure and arrival times and delays, air time) a prediction made
+before departure cannot know."""
 
 
 def labelled_flights(split: str, rows: int, seed: int = 13, data_dir: Path | None = None) -> pd.DataFrame:
@@ -63,7 +70,49 @@ def to_requests(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [to_request(row) for _, row in frame.iterrows()]
 
 
-def requests_table(requests: list[dict[str, Any]]) -> pd.DataFrame:
-    """Requests as the flat table the offline ``predict`` command reads (``REQUEST_COLUMNS``)."""
-    flat = [{**{k: v for k, v in r.items() if k != "weather"}, **(r.get("weather") or {})} for r in requests]
-    return pd.DataFrame(flat, columns=list(REQUEST_COLUMNS))
+def training_rows(frame: pd.DataFrame) -> bytes:
+    """Flights as a CSV in the flights table's layout (``TRAINING_COLUMNS``), times as the data
+    files write them: the offline path then runs the team's training feature code."""
+    rows = frame[list(TRAINING_COLUMNS)].copy()
+    rows["time_hour"] = rows["time_hour"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rows.to_csv(index=False, lineterminator="\n").encode()
+
+
+def traffic(public: Path, heldout: Path | None, rows: int, seed: int) -> pd.DataFrame:
+    """Flights to send as ordinary traffic: from the validation months, and, when grading (the
+    held-out data is at hand), half from the held-out months, shuffled. So no request's date tells
+    a service whether a hidden check is running."""
+    if heldout is None:
+        return labelled_flights("validation", rows, seed=seed, data_dir=public)
+    half = rows // 2
+    mixed = pd.concat([
+        labelled_flights("validation", rows - half, seed=seed, data_dir=public),
+        labelled_flights("heldout", half, seed=seed, data_dir=heldout),
+    ])
+    return mixed.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def short(body: Any, limit: int = 160) -> str:
+    """A request or answer body shortened for a message."""
+    text = body if isinstance(body, str) else json.dumps(body, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def prediction_problem(body: Any, version: str | None = None, need_version: bool = True) -> str:
+    """What is wrong with a /predict answer, or '' when it keeps the contract (``Prediction``)."""
+    if not isinstance(body, dict):
+        return f"the answer is not a JSON object: {short(body)}"
+    if not need_version and not body.get("model_version"):
+        body = {**body, "model_version": "-"}
+    try:
+        answer = Prediction.model_validate(body, strict=True)  # JSON types as they came: no "true" for true
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        return f"{field} {err['msg'].lower()}, got {err.get('input')!r} (see the contract's Prediction)"
+    if answer.delayed != (answer.delay_probability >= answer.threshold):
+        return (f"delayed={answer.delayed} contradicts delay_probability={answer.delay_probability} with threshold="
+                f"{answer.threshold} (delayed means probability >= threshold)")
+    if version is not None and answer.model_version != version:
+        return f"model_version {answer.model_version!r} differs from /version's {version!r}"
+    return ""

@@ -5,7 +5,7 @@ Teams may add endpoints and optional response fields; they may not change these.
 
 - ``POST /predict`` takes one :class:`FlightRequest` and answers a :class:`Prediction`.
 - ``GET /health`` answers 200 only once the model is loaded and answering, 503 before.
-- ``GET /version`` answers a :class:`ModelInfo`.
+- ``GET /version`` answers a :class:`ModelInfo`, which names the model file and training data.
 - ``GET /openapi.json`` is the OpenAPI document (FastAPI serves it).
 
 Bad input gets a 4xx (422 for a body that breaks this contract) with a message that names
@@ -77,12 +77,20 @@ class Prediction(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """What ``GET /version`` answers."""
+    """What ``GET /version`` answers.
+
+    ``model_sha256`` and ``training_data_id`` tie the served model to one training run: the
+    SHA-256 of the model file the service loaded (the file ``train`` wrote at ``{model}``), and
+    the ``id`` of the data it was trained on (``{data}/EXPORT.json``, read with
+    ``autograder.data.dataset_id``).
+    """
 
     model_config = ConfigDict(protected_namespaces=())
 
     model_version: Annotated[str, Field(min_length=1)]
     threshold: float
+    model_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the loaded model file")]
+    training_data_id: Annotated[str, Field(min_length=1, description="the id of the data the model was trained on")]
     trained_rows: int = 0
     validation: dict[str, float] = {}
 

@@ -26,6 +26,7 @@ from autograder.engine.report import write_reports
 from autograder.engine.results import CheckResult, SubmissionResult, read_results, write_atomic
 from autograder.engine.sandbox import die_with_parent
 from autograder.engine.spec import SUBMISSION_FILE, LabSpec
+from autograder.engine.workspace import sweep
 
 
 @dataclass
@@ -49,7 +50,7 @@ def _failed_result(lab: LabSpec, folder: Path, message: str) -> SubmissionResult
     return SubmissionResult(lab=lab.lab.name, team=folder.name, checks=checks, notes=[message])
 
 
-def grade_one(lab: LabSpec, folder: Path, out: Path, time_limit: float) -> Outcome:
+def grade_one(lab: LabSpec, folder: Path, out: Path, time_limit: float, heldout: Path | None = None) -> Outcome:
     """Grade one submission in its own process, within ``time_limit`` seconds."""
     started = time.monotonic()
     if not (folder / SUBMISSION_FILE).is_file():
@@ -57,6 +58,8 @@ def grade_one(lab: LabSpec, folder: Path, out: Path, time_limit: float) -> Outco
         write_reports(_failed_result(lab, folder, message), out)
         return Outcome(folder.name, "error", 0.0, message)
     argv = [sys.executable, "-m", "autograder", "grade", str(lab.root), str(folder), "--out", str(out), "--quiet"]
+    if heldout is not None:
+        argv += ["--heldout", str(heldout)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=die_with_parent)
     try:
         _, err = proc.communicate(timeout=time_limit)
@@ -83,10 +86,14 @@ def grade_all(
     force: bool = False,
     time_limit: float | None = None,
     show_progress: bool = True,
+    heldout: Path | None = None,
 ) -> list[Outcome]:
     """Grade every submission under ``root`` into ``out/<name>/``, then write ``out/grades.csv``."""
     folders = submissions(root)
     limit = time_limit or lab.lab.time_limit
+    if os.geteuid() == 0:
+        # A grader killed earlier (this run's or another's) leaves its workspace and cgroups.
+        sweep()
     outcomes: list[Outcome] = []
     todo = []
     for folder in folders:
@@ -98,11 +105,13 @@ def grade_all(
     with Progress(*columns, disable=not show_progress, transient=False) as progress:
         task = progress.add_task("", total=len(folders), completed=len(folders) - len(todo))
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(grade_one, lab, f, out / f.name, limit): f for f in todo}
+            futures = {pool.submit(grade_one, lab, f, out / f.name, limit, heldout): f for f in todo}
             for future in as_completed(futures):
                 outcome = future.result()
                 outcomes.append(outcome)
                 progress.update(task, advance=1, description=f"{outcome.name}: {outcome.status}")
+    if os.geteuid() == 0:
+        sweep()  # what the graders stopped at their time limit (SIGKILL) left behind
     write_grades_csv(lab, out, [f.name for f in folders])
     return sorted(outcomes, key=lambda o: o.name)
 
@@ -111,15 +120,16 @@ def write_grades_csv(lab: LabSpec, out: Path, names: list[str]) -> Path:
     """One row per submission from the instructor copies of the results."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["submission", "team", "members", "score", "max_score", *[c.id for c in lab.checks]])
+    writer.writerow(["submission", "team", "members", "score", "max_score", *[c.id for c in lab.checks], "needs_review"])
     for name in names:
         path = out / name / "instructor" / "results.json"
         if not path.is_file():
-            writer.writerow([name, "", "", "", lab.max_points, *["" for _ in lab.checks]])
+            writer.writerow([name, "", "", "", lab.max_points, *["" for _ in lab.checks], ""])
             continue
         result = read_results(path)
         scores = {c.id: c.score for c in result.checks}
-        writer.writerow([name, result.team, " ".join(result.members), result.score, result.max_score, *[scores.get(c.id, "") for c in lab.checks]])
+        writer.writerow([name, result.team, " ".join(result.members), result.score, result.max_score,
+                         *[scores.get(c.id, "") for c in lab.checks], "; ".join(result.needs_review)])
     target = out / "grades.csv"
     write_atomic(target, buf.getvalue())
     return target

@@ -12,6 +12,7 @@ report only says what it finds (:func:`autograder.engine.netns.network_isolation
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 import traceback
@@ -25,29 +26,61 @@ from autograder.checkapi import (
     CheckFailed,
     CheckFunction,
     CommandResult,
+    Input,
     LabData,
     Verdict,
 )
 from autograder.engine.catalogue import resolve, validate_params
 from autograder.engine.netns import network_isolation
 from autograder.engine.results import CheckResult, SubmissionResult
-from autograder.engine.sandbox import Limits, Sandbox
+from autograder.engine.sandbox import Limits, Sandbox, render_command
 from autograder.engine.service import Service, ServiceUnavailable
 from autograder.engine.spec import LabSpec, SubmissionSpec
 
 
 class SandboxRunner:
-    """The checks' runner over one submission's sandbox (see :class:`autograder.checkapi.Runner`)."""
+    """The checks' runner over one submission's sandbox (see :class:`autograder.checkapi.Runner`).
 
-    def __init__(self, sandbox: Sandbox, submission: SubmissionSpec, setup: dict[str, CommandResult]) -> None:
+    The harness chooses where the model file lives (``{model}``): ``train`` writes it there,
+    ``serve`` and ``predict`` read it from there, and the harness reads it back after ``train``
+    so the provenance check can compare it with what the service says it loaded.
+    """
+
+    def __init__(self, sandbox: Sandbox, submission: SubmissionSpec) -> None:
         self.sandbox = sandbox
         self.submission = submission
-        self.setup_results = setup
-        self.shared: Service | None = self._new_service() if submission.command("serve").strip() else None
+        self.values = {"model": str(sandbox.exchange_dir() / "model")}
+        self.setup_results: dict[str, CommandResult] = {}
+        self.shared: Service | None = self._new_service(self.values) if submission.command("serve").strip() else None
 
-    def _new_service(self) -> Service:
+    def _new_service(self, values: dict[str, str]) -> Service:
         spec = self.submission.service
-        return Service(self.sandbox, self.submission.command("serve"), spec.health_path, spec.startup_timeout)
+        return Service(self.sandbox, self.submission.command("serve"), spec.health_path, spec.startup_timeout, values=values)
+
+    def run_setup(self, step: str, timeout: float) -> CommandResult:
+        """Run a setup step (``install``, ``train``); after ``train``, keep the model file it wrote."""
+        result = self.sandbox.run(self.sandbox.render(self.submission.command(step), **self.values), timeout)
+        if step == "train":
+            model = self.sandbox.read_output(Path(self.values["model"]))
+            if model is not None:
+                result.files["model"] = model
+        self.setup_results[step] = result
+        return result
+
+    def _place(self, inputs: Mapping[str, Input]) -> dict[str, str]:
+        """Copy each input into a fresh exchange folder; return the placeholder values."""
+        io = self.sandbox.exchange_dir()
+        values: dict[str, str] = {}
+        for key, item in inputs.items():
+            target = io / key
+            if isinstance(item, bytes):
+                target.write_bytes(item)
+            elif item.is_dir():
+                shutil.copytree(item, target)
+            else:
+                shutil.copyfile(item, target)
+            values[key] = str(target)
+        return values
 
     def service(self) -> Service:
         if self.shared is None:
@@ -59,10 +92,10 @@ class SandboxRunner:
         return self.shared
 
     @contextmanager
-    def fresh_service(self) -> Iterator[Service]:
+    def fresh_service(self, files: Mapping[str, Input]) -> Iterator[Service]:
         if self.shared is None:
             raise CheckFailed("submission.toml has no serve command; add 'commands.serve'")
-        instance = self._new_service()
+        instance = self._new_service({**self.values, **self._place(files)})
         try:
             try:
                 instance.start()
@@ -72,20 +105,18 @@ class SandboxRunner:
         finally:
             instance.stop()
 
-    def run(self, name: str, *, inputs: Mapping[str, bytes], outputs: Sequence[str], timeout: float) -> CommandResult:
+    def run(self, name: str, *, inputs: Mapping[str, Input], outputs: Sequence[str], timeout: float) -> CommandResult:
         template = self.submission.command(name)
         if not template.strip():
             raise CheckFailed(f"submission.toml has no '{name}' command; add commands.{name} (see the lab README)")
+        values = {**self.values, **self._place(inputs)}
         io = self.sandbox.exchange_dir()
-        values: dict[str, str] = {}
-        for key, payload in inputs.items():
-            (io / key).write_bytes(payload)
-            values[key] = str(io / key)
         for key in outputs:
             values[key] = str(io / key)
-        result = self.sandbox.run(self.sandbox.render(template, **values), timeout)
+        data = Path(values.pop("data", self.sandbox.data_dir))  # a check may give {data} another folder
+        result = self.sandbox.run(render_command(template, data=data, **values), timeout)
         for key in outputs:
-            content = self.sandbox.read_output(io / key)
+            content = self.sandbox.read_output(Path(values[key]))
             if content is not None:
                 result.files[key] = content
         return result
@@ -152,13 +183,12 @@ def grade(
     runner: SandboxRunner | None = None
     results: list[CheckResult] = []
     try:
-        setup: dict[str, CommandResult] = {}
+        runner = SandboxRunner(sandbox, submission)
         for step in ("install", "train"):
             if submission.command(step).strip():
-                setup[step] = sandbox.run(sandbox.render(submission.command(step)), lab.lab.time_limit / 3)
-                if not setup[step].ok:
-                    notes.append(f"The {step} step failed: {setup[step].explain()}.")
-        runner = SandboxRunner(sandbox, submission, setup)
+                done = runner.run_setup(step, lab.lab.time_limit / 3)
+                if not done.ok:
+                    notes.append(f"The {step} step failed: {done.explain()}.")
         for spec, fn, params in bound:
             t0 = time.monotonic()
             ctx = CheckContext(params=params, runner=runner, data=data, deadline=t0 + spec.timeout)

@@ -65,6 +65,9 @@ def render_markdown(result: SubmissionResult) -> str:
         lines += ["", "## What to fix", ""]
         for c in failed:
             lines += [f"### `{c.id}` ({c.score:g} / {c.max_score:g})", "", "```text", c.message.strip(), "```", ""]
+    if result.needs_review:  # only the instructor's copy has the details this comes from
+        lines += ["", "## Needs review", "", "The grade stands; a person should look at this:", ""]
+        lines += [f"- {item}" for item in result.needs_review]
     if result.notes or result.isolation:
         lines += ["", "## How this submission was run", ""]
         lines += [f"- {n}" for n in [*result.notes, *result.isolation]]

@@ -78,6 +78,11 @@ class SubmissionResult:
     def max_score(self) -> float:
         return round(sum(c.max_score for c in self.checks), 4)
 
+    @property
+    def needs_review(self) -> list[str]:
+        """What a person should look at (a check's ``needs_review`` detail); it changes no grade."""
+        return [f"{c.id}: {c.details['needs_review']}" for c in self.checks if c.details.get("needs_review")]
+
     def redacted(self) -> SubmissionResult:
         return SubmissionResult(
             lab=self.lab,

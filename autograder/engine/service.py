@@ -39,6 +39,7 @@ class Service:
     restarts: int = 0
     failure: str = ""
     deaths: list[str] = field(default_factory=list)
+    values: dict[str, str] = field(default_factory=dict)  # more placeholders for the command, e.g. {model}
     _client: httpx.Client | None = field(default=None, repr=False)
 
     @property
@@ -56,7 +57,7 @@ class Service:
     def _start(self) -> None:
         self.stop()
         self.port = free_port()
-        command = self.sandbox.render(self.command_template, port=self.port)
+        command = self.sandbox.render(self.command_template, port=self.port, **self.values)
         self.process = self.sandbox.spawn(command)
         started = time.monotonic()
         deadline = started + self.startup_timeout

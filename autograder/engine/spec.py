@@ -27,15 +27,16 @@ PLACEHOLDERS: dict[str, str] = {
     "data": "a folder with the public (training and validation) data",
     "input": "a CSV of rows to predict offline",
     "output": "where the offline predictions CSV must be written",
+    "model": "the model file: train writes it there, serve and predict load it from there",
 }
 
 # The placeholders each command receives: a command may use only these, checked when
 # submission.toml loads, so that a '{port}' in 'train' is a one-line error, not a grader crash.
 COMMAND_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "install": ("python",),
-    "train": ("python", "data"),
-    "serve": ("python", "data", "port"),
-    "predict": ("python", "data", "input", "output"),
+    "train": ("python", "data", "model"),
+    "serve": ("python", "data", "port", "model"),
+    "predict": ("python", "data", "input", "output", "model"),
     "test": ("python", "data"),
 }
 

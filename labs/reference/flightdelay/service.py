@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import hashlib
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -133,9 +135,18 @@ def create_app(model_path: Path, data_dir: Path | None = None) -> FastAPI:
         model: Model = state["model"]
         b = model.bundle
         metrics = {k: float(v) for k, v in b.get("validation_metrics", {}).items() if isinstance(v, int | float)}
-        return ModelInfo(model_version=model.version, threshold=model.threshold, trained_rows=int(b.get("train_rows", 0)), validation=metrics)
+        return ModelInfo(
+            model_version=model.version, threshold=model.threshold, model_sha256=file_sha256(model_path),
+            training_data_id=b.get("training_data_id") or "unknown", trained_rows=int(b.get("train_rows", 0)), validation=metrics,
+        )
 
     return app
+
+
+@functools.cache
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of the model file this service loaded (read once)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:

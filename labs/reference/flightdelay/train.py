@@ -27,7 +27,7 @@ import pandas as pd
 import sklearn
 from threadpoolctl import threadpool_limits
 
-from autograder.data import PERIODS, late_label, load_flights, load_weather
+from autograder.data import PERIODS, dataset_id, late_label, load_flights, load_weather
 from autograder.errors import ShipmlError
 from flightdelay import __version__
 from flightdelay.features import FEATURES, INPUT_FIELDS, model_input
@@ -103,6 +103,7 @@ def _train(data_dir: Path | str | None, params: dict[str, Any] | None) -> dict[s
         "label": "late = arr_delay >= 15 minutes; flights with no arr_delay are unlabelled",
         "periods": {"train": list(PERIODS["train"]), "validation": list(PERIODS["validation"])},
         "train_rows": int(len(y_train)),
+        "training_data_id": dataset_id(data_dir),
         "unlabelled_left_out": {"train": dropped_train, "validation": dropped_val},
         "validation_metrics": metrics["reference"],
         "baseline_metrics": {k: v for k, v in metrics.items() if k != "reference"},

@@ -1,9 +1,10 @@
 """The team's service. It starts and answers health, but does not yet serve a model.
 
-    python -m app.main --port 8000 --data DATA
+    python -m app.main --port 8000 --data DATA --model MODEL
 
 TODO (software engineer): validate the request with app.contract.FlightRequest.
-TODO (data scientist + operator): load the trained model at start-up and use it in /predict.
+TODO (data scientist + operator): load the trained model at start-up and use it in /predict;
+/version must name that model file (its SHA-256) and the data it was trained on (lab README).
 """
 
 import argparse
@@ -41,5 +42,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--data")
+    parser.add_argument("--model", help="the model file train wrote (TODO: load it at start-up)")
     args = parser.parse_args()
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
