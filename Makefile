@@ -26,6 +26,7 @@ system-deps:
 	  missing=""; \
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  command -v wrk >/dev/null || missing="$$missing wrk"; \
+	  command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
 	fi
 

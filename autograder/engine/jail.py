@@ -1,144 +1,175 @@
-"""The child side of the sandbox: ``python -m autograder.engine.jail [options] -- COMMAND``.
+"""The team's view of the machine: the bubblewrap command line that runs one team command.
 
-The runner starts this under ``unshare --pid --fork --kill-child --mount`` as root. Before it
-executes the team's command it hides paths the team must not read (hidden data, other teams'
-results, root's home) behind empty tmpfs mounts, gives the team a private ``/tmp``, sets the
-resource limits, drops to an unprivileged uid and finally ``exec``s ``/bin/sh -c COMMAND``.
+``bwrap`` (Debian's ``bubblewrap``, also Flatpak's sandbox) builds the view from an allow-list,
+so a folder we forgot to hide is hidden anyway. The team sees:
 
-It is a separate small program, not a ``preexec_fn``, because mounts and privilege drops must
-happen in the new mount namespace that ``unshare`` creates, and because a failure here has to
-be reported as one clear line on stderr, which the runner shows in the report.
+- the system's read-only directories (``/usr``, ``/etc`` and the ``/bin``, ``/lib`` links);
+- the interpreter that runs ``{python}`` (its prefix and its virtual environment), read-only;
+- of the kit's own package, only the modules team code may import (see :func:`team_modules`);
+- its workspace: its copy of the submission and the exchange folders read-write, the public
+  data read-only;
+- a private, size-limited ``/tmp``, ``/var/tmp`` and ``/dev/shm``, a minimal ``/dev``, and a
+  ``/proc`` of its own PID namespace.
+
+Nothing else: no other workspace, no kit checkout (``.git``, tests, labs, data, book), no
+grading output, no home directory. Paths the caller calls hidden (the kit, the held-out data,
+the output, the class folder) are masked again where they lie inside an allowed directory (a kit
+checked out under ``/usr/local/src`` or an ``/etc`` folder).
+
+The network namespace is *not* unshared: the team shares the grading process's namespace, which
+has only loopback (:mod:`autograder.engine.netns`), because the harness reaches the team's
+service on 127.0.0.1.
+
+Privileges: bwrap runs as root, so that it can mount; the team's command starts under
+``setpriv``, which drops to the team's uid, clears every capability and sets no-new-privs
+before it executes ``/bin/sh -c COMMAND``. bwrap keeps only CAP_SETUID and CAP_SETGID for that
+step. The two bwrap processes stay root, so the kernel keeps their parent-death signal (it clears
+it on a uid change): bwrap's first process dies with the grader's spawning thread, the second
+(PID 1 of the namespace) with the first, and the kernel then kills every team process in the
+namespace. This chain is what makes the team die with the grader, even one killed by SIGKILL.
 """
 
 from __future__ import annotations
 
-import argparse
-import ctypes
+import ast
 import os
-import resource
-import signal
 import sys
 from pathlib import Path
 
-_MS_RDONLY = 1
-_MS_BIND = 4096
-_MS_REC = 16384
-_MS_PRIVATE = 1 << 18
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-    if _libc.mount(
-        source.encode(),
-        target.encode(),
-        fstype.encode() if fstype else None,
-        ctypes.c_ulong(flags),
-        data.encode() if data else None,
-    ) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {source} on {target}: {os.strerror(err)}")
+SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+TEAM_ENTRY_MODULES = ("autograder", "autograder.data")
+"""What team code may import from the kit. The serving lab's reference (and teams that copy it)
+load the flight data with ``autograder.data``; nothing else of the grader is theirs to import.
+The grader itself (engine, checks, their sampling and thresholds) stays out of the team's view,
+so the students' runtime never depends on it: a future student release ships the data loader
+on its own."""
 
 
 def _under(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
 
 
-def setup_mounts(masks: list[Path], exposes: list[Path], tmp_size: str, staging: Path) -> None:
-    """Hide ``masks`` behind empty tmpfs and give the team a private ``/tmp``, then put back
-    the ``exposes`` (interpreter, kit package, workspace) that lie under any of them."""
-    _mount("none", "/", None, _MS_REC | _MS_PRIVATE, None)
-    tmp = Path("/tmp")
-    hidden = [*masks, tmp]
-    if any(_under(staging, h) for h in hidden):
-        raise OSError(f"the sandbox workspace {staging.parent} must not lie under /tmp or a hidden path; set SHIPML_WORKSPACE")
-    staged: list[tuple[Path, Path]] = []
-    for i, path in enumerate(exposes):
-        if any(_under(path, h) for h in hidden) and path.exists():
-            spot = staging / str(i)
-            spot.mkdir(parents=True, exist_ok=True)
-            _mount(str(path), str(spot), None, _MS_BIND | _MS_REC, None)
-            staged.append((path, spot))
-    for mask in masks:
-        if mask.exists():
-            _mount("tmpfs", str(mask), "tmpfs", 0, "size=1m,mode=0755")
-    _mount("tmpfs", str(tmp), "tmpfs", 0, f"size={tmp_size},mode=1777")
-    for path, spot in staged:
-        path.mkdir(parents=True, exist_ok=True)
-        _mount(str(spot), str(path), None, _MS_BIND | _MS_REC, None)
+def team_modules(package: Path | None = None) -> list[Path]:
+    """The source files of :data:`TEAM_ENTRY_MODULES` and of every kit module they import.
 
-
-def set_limits(memory_mb: int, nproc: int, cpu_seconds: int, fsize_mb: int) -> None:
-    mib = 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (memory_mb * mib, memory_mb * mib))
-    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize_mb * mib, fsize_mb * mib))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder.engine.jail")
-    parser.add_argument("--uid", type=int)
-    parser.add_argument("--mask", action="append", default=[], type=Path)
-    parser.add_argument("--expose", action="append", default=[], type=Path)
-    parser.add_argument("--staging", type=Path)
-    parser.add_argument("--tmp-size", default="256m")
-    parser.add_argument("--memory-mb", type=int, default=4096)
-    parser.add_argument("--nproc", type=int, default=256)
-    parser.add_argument("--cpu-seconds", type=int, default=900)
-    parser.add_argument("--fsize-mb", type=int, default=512)
-    parser.add_argument("--cwd", type=Path, required=True)
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    try:
-        if args.uid is not None:
-            setup_mounts(args.mask, args.expose, args.tmp_size, args.staging or args.cwd.parent / "staging")
-        set_limits(args.memory_mb, args.nproc, args.cpu_seconds, args.fsize_mb)
-        if args.uid is not None:
-            os.setgroups([])
-            os.setgid(args.uid)
-            os.setuid(args.uid)
-        os.chdir(args.cwd)
-    except OSError as exc:
-        print(f"shipml sandbox: could not start the command: {exc}", file=sys.stderr)
-        return 126
-    return supervise(["/bin/sh", "-c", " ".join(command)])
-
-
-def supervise(argv: list[str]) -> int:
-    """Run ``argv`` as our child and act as the namespace's init until it exits.
-
-    In a new PID namespace the first process is PID 1, which the kernel shields from signals
-    it has no handler for: a plain ``sh`` there would ignore SIGTERM and every stop would wait
-    out its grace period. So this process stays PID 1 (no library does this small job in the
-    standard library; tini does it in C): it forwards SIGTERM/SIGINT to the command's process
-    group, reaps orphans, and exits with the command's status. When it exits, the kernel kills
-    whatever the team left in the namespace.
+    Read from their import statements (``ast``), not by importing them, so the list follows
+    the code when a loader starts to import another kit module.
     """
-    child = os.fork()
-    if child == 0:
-        os.setpgid(0, 0)
-        os.execv(argv[0], argv)
-
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.killpg(child, signum)
-        except ProcessLookupError:
-            pass
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, forward)
-    while True:
-        try:
-            pid, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return 0
-        except InterruptedError:
+    package = package or package_dir()
+    root, name = package.parent, package.name
+    todo, seen = list(TEAM_ENTRY_MODULES), set()
+    files: set[Path] = set()
+    while todo:
+        module = todo.pop()
+        if module in seen or not (module == name or module.startswith(name + ".")):
             continue
-        if pid == child:
-            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+        seen.add(module)
+        parts = module.split(".")
+        for i in range(1, len(parts)):  # every parent package's __init__ runs on import
+            todo.append(".".join(parts[:i]))
+        base = root.joinpath(*parts)
+        source = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+        if not source.is_file():
+            continue
+        files.add(source)
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                todo.extend(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                todo.append(node.module)
+                todo.extend(f"{node.module}.{alias.name}" for alias in node.names)
+    return sorted(files)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def package_dir() -> Path:
+    """The kit's package as the grader imported it. In the sandbox its parent goes on
+    ``PYTHONPATH``, so ``{python}`` imports the team modules from there, whatever else its
+    environment would find (an editable install pointing at another checkout)."""
+    import autograder
+
+    return Path(autograder.__file__).resolve().parent
+
+
+def interpreter_dirs() -> list[Path]:
+    """The folders ``{python}`` needs: its prefix and, for a virtual environment, its base."""
+    found = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.executable).resolve().parent.parent]
+    return list(dict.fromkeys(p for p in found if p != Path("/")))
+
+
+class _View:
+    """Folders made so far in the sandbox's root. bwrap makes a bind's missing parents with the
+    host's modes (``/root`` is 0700), which would bar the team's uid from the interpreter under
+    a home or from its own workspace in a 0700 folder; so each parent is made 0755 first."""
+
+    def __init__(self) -> None:
+        self.made: set[Path] = {Path("/")}
+
+    def parents(self, path: Path, inside: list[Path]) -> list[str]:
+        argv: list[str] = []
+        for parent in reversed(path.parents):
+            if parent not in self.made and not any(_under(parent, b) for b in inside):
+                argv += ["--perms", "0755", "--dir", str(parent)]
+                self.made.add(parent)
+        return argv
+
+
+def _ro(path: Path) -> list[str]:
+    return ["--ro-bind", str(path), str(path)]
+
+
+def _mask(path: Path) -> list[str]:
+    if path.is_dir():
+        return ["--tmpfs", str(path)]
+    return ["--ro-bind", "/dev/null", str(path)] if path.exists() else []
+
+
+def bwrap_argv(
+    *,
+    uid: int,
+    cwd: Path,
+    read_write: list[Path],
+    read_only: list[Path],
+    hidden: list[Path],
+    tmp_mb: int,
+    command: str,
+) -> list[str]:
+    """The full command line: ``bwrap [view] setpriv [drop to uid] /bin/sh -c COMMAND``."""
+    argv = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    argv += ["--unshare-cgroup-try", "--hostname", "sandbox"]
+    # CAP_DAC_READ_SEARCH only lets bwrap chdir into the team's 0700 folder; setpriv drops it.
+    argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_DAC_READ_SEARCH"]
+    bound: list[Path] = []
+    view = _View()
+    for name in SYSTEM_DIRS:
+        path = Path(name)
+        if path.is_symlink():
+            argv += ["--symlink", os.readlink(path), name]
+        elif path.is_dir():
+            argv += _ro(path)
+            bound.append(path)
+    hidden = [h.resolve() for h in hidden]
+    argv += [a for h in hidden if any(_under(h, b) for b in bound) for a in _mask(h)]
+    interpreters = interpreter_dirs()
+    for path in interpreters:
+        if not any(_under(path, b) for b in bound):
+            argv += view.parents(path, bound) + _ro(path)
+    argv += [a for h in hidden for p in interpreters if _under(h, p) and h != p for a in _mask(h)]
+    # An empty folder over the package, wherever it lies, then only the team's modules on it.
+    package = package_dir()
+    argv += view.parents(package, bound) + ["--tmpfs", str(package)]
+    for module in team_modules():
+        argv += _ro(module)
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    for private in ("/tmp", "/var/tmp", "/dev/shm"):
+        argv += view.parents(Path(private), bound)
+        argv += ["--perms", "1777", "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", private]
+        view.made.add(Path(private))
+    # After the private tmp folders: the workspace usually lies under /var/tmp.
+    for path in read_only:
+        argv += view.parents(path, bound) + _ro(path)
+    for path in read_write:
+        argv += view.parents(path, bound) + ["--bind", str(path), str(path)]
+    argv += ["--chdir", str(cwd)]
+    argv += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all"]
+    argv += ["--bounding-set=-all", "--no-new-privs", "--", "/bin/sh", "-c", command]
+    return argv

@@ -1,25 +1,32 @@
 """The local runner: runs a team's commands as untrusted processes, isolated and bounded.
 
-Each command runs:
+As root, each command runs:
 
-- on a private copy of the submission, owned by a throw-away uid (when the harness is root);
-- in a new PID namespace and mount namespace (``unshare``), where hidden data, the grading
-  output and root's home are masked and ``/tmp`` is private, so killing the namespace's first
-  process kills every process the team started, daemons included;
-- with resource limits (address space, processes, CPU time, file size);
+- on a private copy of the submission, in a workspace of its own: a size-limited tmpfs, mode
+  0700, whose folders are owned by a throw-away uid (:mod:`autograder.engine.workspace`);
+- under bubblewrap, which gives it an allow-list view of the filesystem, its own PID, mount, IPC
+  and UTS namespaces and its own ``/proc``, and drops to the team's uid without capabilities
+  (:mod:`autograder.engine.jail`); when the command's first process exits, or the grader dies
+  however it dies, the kernel kills every process the command started, daemons included;
+- in one cgroup per team, which limits memory, processes and CPU share for all of the team's
+  processes together, and kills whatever is left when grading ends
+  (:mod:`autograder.engine.cgroups`); per-process limits (CPU time, file size) stay as well;
 - inside the grading process's network namespace, which has only a loopback interface when
   the ``grade`` verb could make one (:mod:`autograder.engine.netns`);
 - with its output captured into a bounded buffer.
 
-Where the harness is not root, it falls back to a process group plus the same limits and says
-so in :attr:`Sandbox.isolation`, which goes into every report.
+Without root there are no namespaces, uid, cgroups or tmpfs: the commands run in a process
+group with per-process limits, and :attr:`Sandbox.isolation`, which goes into every report,
+says plainly what is not isolated.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import os
+import resource
 import shlex
 import shutil
 import signal
@@ -30,13 +37,18 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.checkapi import CommandResult
 from autograder.checkapi import last_lines as tail_lines
+from autograder.engine import workspace
+from autograder.engine.cgroups import TeamCgroup, uid_of
+from autograder.engine.jail import bwrap_argv, package_dir
 from autograder.engine.spec import SubmissionSpec
+from autograder.errors import ShipmlError
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
@@ -44,14 +56,15 @@ _PR_SET_PDEATHSIG = 1
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits for each team command."""
+    """Resource limits: team-wide (cgroups, tmpfs) where the machine allows, else per process."""
 
-    memory_mb: int = 4096
-    nproc: int = 256
-    cpu_seconds: int = 900
-    fsize_mb: int = 512
+    memory_mb: int = 4096  # all of the team's processes together (cgroup); also each process
+    nproc: int = 256  # all of the team's processes together (cgroup); also per uid
+    cpu_seconds: int = 900  # CPU time of each process
+    fsize_mb: int = 512  # each file
+    disk_mb: int = 1024  # the workspace (tmpfs): the submission, its model, its outputs
+    tmp_mb: int = 256  # each of /tmp, /var/tmp and /dev/shm (tmpfs)
     output_bytes: int = 256 * 1024
-    tmp_size: str = "256m"
 
 
 class OutputTail:
@@ -111,8 +124,8 @@ class OutputTail:
 
 
 def die_with_parent() -> None:
-    # If the grading process dies (even by SIGKILL), the kernel kills this child too, so a
-    # killed class run leaves no team process behind.
+    # If the grading process dies (even by SIGKILL), the kernel kills this child too. The child
+    # must keep its uid: the kernel clears this signal on a uid change (see jail.py).
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
@@ -122,8 +135,25 @@ def render_command(template: str, *, data: Path, **values: str | int) -> str:
     return template.format(**{k: shlex.quote(str(v)) for k, v in base.items()})
 
 
-def start_process(argv: list[str], *, env: dict[str, str] | None, output_bytes: int, cwd: Path | None = None) -> Process:
-    """Start ``argv`` in a session of its own, its output pumped into a bounded buffer."""
+def start_process(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None,
+    output_bytes: int,
+    cwd: Path | None = None,
+    setup: Callable[[], None] | None = None,
+    team_uid: int | None = None,
+) -> Process:
+    """Start ``argv`` in a session of its own, its output pumped into a bounded buffer.
+
+    ``setup`` runs in the child between fork and exec (after the parent-death signal is set).
+    """
+
+    def child() -> None:
+        die_with_parent()
+        if setup is not None:
+            setup()
+
     popen = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
@@ -132,11 +162,11 @@ def start_process(argv: list[str], *, env: dict[str, str] | None, output_bytes: 
         env=env,
         cwd=cwd,
         start_new_session=True,
-        preexec_fn=die_with_parent,
+        preexec_fn=child,
     )
     output = OutputTail(output_bytes)
     assert popen.stdout is not None
-    return Process(" ".join(argv), popen, output, time.monotonic(), output.pump(popen.stdout))
+    return Process(" ".join(argv), popen, output, time.monotonic(), output.pump(popen.stdout), team_uid)
 
 
 def free_port() -> int:
@@ -154,14 +184,23 @@ class Process:
     output: OutputTail
     started: float
     pump: threading.Thread
+    team_uid: int | None = None  # set when the command runs under bwrap as that uid
 
     def alive(self) -> bool:
         return self.popen.poll() is None
 
     def stop(self, grace: float = 3.0) -> None:
-        """Ask the process tree to stop, then kill all of it."""
+        """Ask the command's processes to stop, then kill all of them."""
         if self.popen.poll() is None:
-            _signal_tree(self.popen.pid, signal.SIGTERM)
+            if self.team_uid is None:
+                _signal_tree(self.popen.pid, signal.SIGTERM)
+            else:
+                # Like systemd's stop: SIGTERM to every team process of this command, none to
+                # bwrap's own two (root) processes, whose death would kill the rest at once.
+                for pid in _descendants(self.popen.pid):
+                    if uid_of(pid) == self.team_uid:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGTERM)
             try:
                 self.popen.wait(grace)
             except subprocess.TimeoutExpired:
@@ -171,16 +210,29 @@ class Process:
 
 
 def _children(pid: int) -> list[int]:
+    found = []
     try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return []
-    return [int(p) for p in text.split()]
+    for task in tasks:
+        try:
+            found += [int(p) for p in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        for child in _children(todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def _signal_tree(pid: int, sig: int) -> None:
-    # Signal the team's first process (the one below ``unshare``), which is where a server
-    # installs its handlers; SIGTERM to ``unshare`` itself would only kill it.
     for target in _children(pid) or [pid]:
         try:
             os.kill(target, sig)
@@ -189,6 +241,8 @@ def _signal_tree(pid: int, sig: int) -> None:
 
 
 def _kill_tree(popen: subprocess.Popen[bytes]) -> None:
+    # Under bwrap, killing its first process is enough: the second one (the namespace's PID 1)
+    # dies with it by its parent-death signal, and the kernel kills the rest of the namespace.
     try:
         os.killpg(popen.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -197,6 +251,15 @@ def _kill_tree(popen: subprocess.Popen[bytes]) -> None:
         popen.wait(5)
     except subprocess.TimeoutExpired:
         pass
+
+
+def _set_rlimits(limits: Limits) -> None:
+    mib = 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mib, limits.memory_mb * mib))
+    resource.setrlimit(resource.RLIMIT_NPROC, (limits.nproc, limits.nproc))
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.fsize_mb * mib, limits.fsize_mb * mib))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 @dataclass
@@ -211,92 +274,136 @@ class Sandbox:
     isolation: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # Not under /tmp: the team gets a private, size-limited /tmp of its own (see jail.py).
-        base = self.workspace_root or Path(os.environ.get("SHIPML_WORKSPACE", "/var/tmp"))
-        base.mkdir(parents=True, exist_ok=True)
-        self.workspace = Path(tempfile.mkdtemp(prefix="shipml-", dir=base))
-        os.chmod(self.workspace, 0o755)
-        self.copy = self.workspace / "submission"
-        self.root_mode = os.geteuid() == 0 and shutil.which("unshare") is not None
+        self.root_mode = os.geteuid() == 0
+        if self.root_mode and shutil.which("bwrap") is None:
+            raise ShipmlError(
+                "grading as root needs bubblewrap for the sandbox: apt-get install bubblewrap (or run 'make system-deps')"
+            )
+        base = self.workspace_root or workspace.default_base()
+        self.cleaned = workspace.sweep(base) if self.root_mode else []
         # A uid no other process uses, so RLIMIT_NPROC and kill() cannot touch anyone else.
-        self.uid = 200000 + os.getpid() if self.root_mode else None
-        shutil.copytree(self.spec.root, self.copy, symlinks=True, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__"))
+        self.uid = workspace.TEAM_UID_BASE + os.getpid() if self.root_mode else None
+        self.workspace, self.mounted = workspace.create(base, tmpfs_mb=self.limits.disk_mb if self.root_mode else None)
+        self.copy = self.workspace / "submission"
         self.data_dir = self.workspace / "data"
+        self.io_root = self.workspace / "io"
+        shutil.copytree(self.spec.root, self.copy, symlinks=True, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__"))
         if self.public_data is not None:
             shutil.copytree(self.public_data, self.data_dir)
         else:
             self.data_dir.mkdir()
+        # The exchange folders' parent belongs to root, so the team cannot swap an exchange
+        # folder for a symlink while the harness writes a command's input into it.
+        self.io_root.mkdir(mode=0o755)
+        self._pending: list[Path] = []
+        self.group: TeamCgroup | None = None
         if self.uid is not None:
             for path in (self.copy, self.data_dir):
-                for dirpath, _dirs, files in os.walk(path):
-                    os.lchown(dirpath, self.uid, self.uid)
-                    for name in files:
+                os.lchown(path, self.uid, self.uid)
+                os.chmod(path, 0o700)
+                for dirpath, dirs, files in os.walk(path):
+                    for name in (*dirs, *files):
                         os.lchown(os.path.join(dirpath, name), self.uid, self.uid)
-            self.isolation.append(
-                f"processes: pid+mount namespace, unprivileged uid {self.uid}, hidden paths masked, private /tmp"
+            self.group = TeamCgroup.create(
+                f"shipml-{workspace.owner_tag()}-{self.workspace.name.rpartition('-')[2]}",
+                memory_bytes=self.limits.memory_mb * 1024 * 1024,
+                pids=self.limits.nproc,
             )
-        else:
-            self.isolation.append(
-                "processes: process group only (not root: no namespaces, no uid drop; hidden paths are not masked)"
-            )
-        self.isolation.append(
-            f"limits: memory {self.limits.memory_mb} MiB, {self.limits.nproc} processes, "
-            f"CPU {self.limits.cpu_seconds} s, files {self.limits.fsize_mb} MiB, output {self.limits.output_bytes // 1024} KiB kept"
-        )
+        self.isolation.extend(self._describe())
         self._processes: list[Process] = []
         # Every team process is started from this one long-lived thread: PR_SET_PDEATHSIG fires
         # when the *thread* that forked a child exits, so a service started from a short-lived
         # check thread would be killed when that check ends.
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
 
+    def _describe(self) -> list[str]:
+        lim = self.limits
+        if self.uid is None:
+            return [
+                "processes: NOT isolated (the grader is not root): the team's commands run as your user in a "
+                "process group; they can read and write whatever your user can (your home, the kit, other "
+                "submissions), their limits hold per process only, and a grader killed by SIGKILL leaves them "
+                "running. Grade as root for full isolation (README, 'Without root')",
+                f"limits: per process only: memory {lim.memory_mb} MiB, {lim.nproc} processes, CPU {lim.cpu_seconds} s, "
+                f"files {lim.fsize_mb} MiB; output {lim.output_bytes // 1024} KiB kept",
+            ]
+        assert self.group is not None
+        disk = f"a {lim.disk_mb} MiB tmpfs" if self.mounted else "NOT size-limited (tmpfs mount failed)"
+        names = {"memory": f"memory {lim.memory_mb} MiB", "pids": f"{lim.nproc} processes", "cpu": "an equal CPU share"}
+        held = [f"{names[c]} ({how})" for c, (how, _) in self.group.where.items()]
+        missing = [names[c] for c in names if c not in self.group.where]
+        lines = [
+            f"processes: bubblewrap (own PID, mount, IPC and UTS namespaces, own /proc), uid {self.uid} without "
+            "capabilities or new privileges; killed with the grader, even by SIGKILL",
+            "filesystem: allow-list view: system directories and the interpreter read-only, the kit's data "
+            f"loader only, its own 0700 workspace ({disk}), private /tmp, /var/tmp and /dev/shm "
+            f"({lim.tmp_mb} MiB each)",
+            "limits: team-wide through cgroups: " + (", ".join(held) or "none")
+            + (f"; NOT team-wide (no cgroup controller): {', '.join(missing)}" if missing else "")
+            + f"; per process: memory {lim.memory_mb} MiB, CPU {lim.cpu_seconds} s, files {lim.fsize_mb} MiB; "
+            f"output {lim.output_bytes // 1024} KiB kept",
+        ]
+        return lines
+
     def render(self, template: str, **values: str | int) -> str:
         return render_command(template, data=self.data_dir, **values)
 
     def _argv(self, command: str) -> list[str]:
-        jail = [sys.executable, "-m", "autograder.engine.jail", "--cwd", str(self.copy)]
-        lim = self.limits
-        jail += ["--memory-mb", str(lim.memory_mb), "--nproc", str(lim.nproc)]
-        jail += ["--cpu-seconds", str(lim.cpu_seconds), "--fsize-mb", str(lim.fsize_mb)]
         if self.uid is None:
-            return [*jail, "--", command]
-        jail += ["--uid", str(self.uid), "--tmp-size", lim.tmp_size, "--staging", str(self.workspace / "staging")]
-        for path in self._masks():
-            jail += ["--mask", str(path)]
-        for path in self._exposes():
-            jail += ["--expose", str(path)]
-        unshare = ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--propagation", "private"]
-        return [*unshare, *jail, "--", command]
-
-    def _masks(self) -> list[Path]:
-        home = Path(os.path.expanduser("~root"))
-        return [*(p.resolve() for p in self.hidden), home]
-
-    def _exposes(self) -> list[Path]:
-        # What the team's processes need even when it lies under a masked folder: the
-        # interpreter, the kit's own package, and their workspace.
-        import autograder
-
-        kit_pkg = Path(autograder.__file__).resolve().parent
-        return [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), kit_pkg, self.workspace]
+            return ["/bin/sh", "-c", command]
+        return bwrap_argv(
+            uid=self.uid,
+            cwd=self.copy,
+            read_write=[self.copy, self.io_root],
+            read_only=[self.data_dir],
+            hidden=self.hidden,
+            tmp_mb=self.limits.tmp_mb,
+            command=command,
+        )
 
     def _env(self) -> dict[str, str]:
-        keep = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-        env = {k: os.environ[k] for k in keep if k in os.environ}
+        # The same plain environment under `check` and `grade`, with nothing that names the
+        # grader: a team's service cannot tell that it is being graded, or by which checks.
+        env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LANG": "C.UTF-8"}
         env.update(
             HOME=str(self.copy),
-            PYTHONPATH=str(self.copy),
+            # As root, the kit's package folder holds only the modules teams may import (jail.py).
+            PYTHONPATH=str(self.copy) if self.uid is None else f"{self.copy}:{package_dir().parent}",
             PYTHONDONTWRITEBYTECODE="1",
             PYTHONUNBUFFERED="1",
             OMP_NUM_THREADS="1",
             OPENBLAS_NUM_THREADS="1",
             MPLCONFIGDIR="/tmp",
-            SHIPML_SANDBOX="1",
         )
         return env
 
+    def _start(self, command: str) -> Process:
+        setup = None
+        if self.uid is not None:
+            assert self.group is not None
+            for folder in self._pending:
+                os.chown(folder, self.uid, self.uid)
+            self._pending.clear()
+            fds = self.group.join_fds()
+            limits = self.limits
+
+            def setup() -> None:
+                TeamCgroup.join_child(fds)
+                _set_rlimits(limits)
+
+            try:
+                return start_process(self._argv(command), env=self._env(), output_bytes=self.limits.output_bytes, setup=setup, team_uid=self.uid)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        limits = self.limits
+        return start_process(
+            self._argv(command), env=self._env(), output_bytes=self.limits.output_bytes, cwd=self.copy, setup=lambda: _set_rlimits(limits)
+        )
+
     def spawn(self, command: str) -> Process:
         """Start a long-running team command (a service)."""
-        proc = self._spawner.submit(start_process, self._argv(command), env=self._env(), output_bytes=self.limits.output_bytes).result()
+        proc = self._spawner.submit(self._start, command).result()
         proc.command = command
         self._processes.append(proc)
         return proc
@@ -321,34 +428,53 @@ class Sandbox:
         )
 
     def exchange_dir(self) -> Path:
-        """A fresh folder where the harness puts a command's input and the team writes output."""
-        folder = Path(tempfile.mkdtemp(prefix="io-", dir=self.workspace))
-        os.chmod(folder, 0o755)
+        """A fresh folder where the harness puts a command's input and the team writes output.
+
+        It belongs to root until the next command starts, so the harness writes the inputs
+        where the team cannot plant a symlink; then it is handed to the team's uid.
+        """
+        folder = Path(tempfile.mkdtemp(prefix="io-", dir=self.io_root))
+        os.chmod(folder, 0o700 if self.uid is not None else 0o755)
         if self.uid is not None:
-            os.chown(folder, self.uid, self.uid)
+            self._pending.append(folder)
         return folder
 
     def read_output(self, path: Path, max_bytes: int = 64 * 1024 * 1024) -> bytes | None:
         """The bytes of a file a team command wrote, or None when there is no such regular file.
 
-        The team controls the workspace, so the file may be a symlink to a file the team must not
-        read (``/etc/shadow``), a FIFO that blocks, or a device: it is opened without following
-        symlinks and without blocking, read only if it is a regular file inside the workspace, and
-        at most ``max_bytes`` of it.
+        The team controls its folders, so any part of the path may be a symlink to a file it
+        must not read (``/etc/shadow``), the file a FIFO that blocks, or a device. The path is
+        walked one folder at a time from the workspace, none opened through a symlink
+        (``O_NOFOLLOW`` on each), the file read only if it is a regular file on the workspace's
+        own filesystem, and at most ``max_bytes`` of it.
         """
-        if self.workspace.resolve() not in path.parent.resolve().parents and path.parent.resolve() != self.workspace.resolve():
-            return None
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
+            parts = path.relative_to(self.workspace).parts
+        except ValueError:
             return None
+        if not parts or ".." in parts:
+            return None
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        opened: list[int] = []
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            fd = os.open(self.workspace, flags | os.O_DIRECTORY)
+            opened.append(fd)
+            device = os.fstat(fd).st_dev
+            for name in parts[:-1]:
+                fd = os.open(name, flags | os.O_DIRECTORY, dir_fd=fd)
+                opened.append(fd)
+            fd = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
+            opened.append(fd)
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_dev != device:
                 return None
             with os.fdopen(fd, "rb", closefd=False) as fh:
                 return fh.read(max_bytes)
+        except OSError:
+            return None
         finally:
-            os.close(fd)
+            for fd in opened:
+                os.close(fd)
 
     def forget(self, proc: Process) -> None:
         """Stop ``proc`` and stop tracking it."""
@@ -362,4 +488,6 @@ class Sandbox:
             proc.stop(grace=1.0)
         self._processes.clear()
         self._spawner.shutdown(wait=False)
-        shutil.rmtree(self.workspace, ignore_errors=True)
+        if self.group is not None:
+            self.group.remove()
+        workspace.remove(self.workspace)
