@@ -63,3 +63,14 @@ def test_lab_readme_names_the_same_roles(lab):
     readme = (REPO / "labs" / lab / "README.md").read_text(encoding="utf-8").lower()
     missing = [key for key in ROLES.values() if key not in readme]
     assert not missing, f"labs/{lab}/README.md does not name the roles {missing}"
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_lab_page_says_planned_exactly_while_the_lab_has_no_folder(lab):
+    text = _page(lab)
+    planned = not (REPO / "labs" / lab / "README.md").is_file()
+    for section in ("## Deliverables and submission", "## Checks"):
+        body = text.split(section)[1].split("\n## ")[0].lower()
+        assert ("planned" in body) == planned, (
+            f"labs/{lab}.md {section}: the lab is {'planned' if planned else 'there'}; say so"
+        )
