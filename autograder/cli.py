@@ -160,6 +160,17 @@ def cmd_checks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_release(args: argparse.Namespace) -> int:
+    from autograder.engine.spec import find_lab
+    from autograder.integrations.release import write_release
+
+    lab = find_lab(args.lab)
+    files = write_release(lab, Path(args.out))
+    print(f"{args.out}: the student release of '{lab.lab.name}', {len(files)} files; push it as the team template repository.")
+    print("It holds the brief, the starter, the public data and the public checks; the kit itself stays with you.")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from autograder.demo import run_demo
 
@@ -280,6 +291,11 @@ def _args_nbgrader_import(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", help="gradebook URL if not <course>/gradebook.db (nbgrader's CourseDirectory.db_url)")
 
 
+def _args_release(p: argparse.ArgumentParser) -> None:
+    _lab(p)
+    p.add_argument("--out", required=True, help="a new folder for the release (outside the kit's checkout)")
+
+
 def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out", help="where to put the site and the reports (default: out)")
     p.add_argument("--no-site", action="store_true", help="skip building the book and slides")
@@ -296,6 +312,7 @@ VERBS: dict[str, Verb] = {
     "check": (cmd_check, _args_check, "run a lab's public checks on a submission folder (a team's self-check)"),
     "grade": (cmd_grade, _args_grade, "run all of a lab's checks on one submission and write its reports"),
     "grade-all": (cmd_grade_all, _args_grade_all, "grade every submission folder of a class in parallel, resumably"),
+    "release": (cmd_release, _args_release, "write what a team receives (brief, starter, public data, public checks) as a template repository"),
     "nbgrader-import": (cmd_nbgrader_import, _args_nbgrader_import, "write harness scores into the nbgrader gradebook as locked task cells' grades"),
     "nbgrader-cells": (cmd_nbgrader_cells, _args_nbgrader_cells, "add or refresh a lab's locked harness task cells in an nbgrader source notebook"),
     "site": (cmd_site, _args_site, "build the book and the slides into one static site, offline"),

@@ -1,9 +1,15 @@
 """The serving lab's proof: the reference passes every check, the starter runs and scores low,
-and every mutant fails exactly the checks its defect breaks, keeping all other points."""
+every mutant fails exactly the checks its defect breaks, keeping all other points, and each of
+the cheapest cheats loses the points of the property it fakes, and only those.
+
+Everything is graded in one class run (``shipml grade-all --jobs 2``), as an instructor would."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +21,42 @@ from autograder.engine.spec import find_lab
 
 LAB = find_lab("serving")
 MUTANTS = list_mutants(LAB)
+APP = Path(__file__).resolve().parent / "fixtures" / "serving_app"
+
+# Each cheat keeps the API contract and fakes one property: it must lose exactly these checks.
+CHEATS: dict[str, tuple[dict[str, str], set[str]]] = {
+    "table": ({}, {"provenance", "accuracy"}),  # the release's outcomes served from a table
+    "constant": ({}, {"provenance", "quality", "accuracy"}),  # the late share for every flight
+    "cache": ({}, {"latency"}),  # slow, but remembers answers by request body
+    "hour": ({}, {"quality", "accuracy"}),  # the late share of each hour: a model without skill
+    "detect": ({}, {"latency"}),  # slow unless the environment says "graded"
+    "committed": ({
+        "train": "true",  # "nothing to train": the model is in the repository
+        "serve": "{python} tinyapp.py serve --port {port} --data {data} --model committed.json",
+        "predict": "{python} tinyapp.py predict --model committed.json --data {data} --input {input} --output {output}",
+    }, {"provenance"}),
+}
+
+
+def cheat_submission(root: Path, name: str) -> Path:
+    """A whole team folder: the tiny apps, the team's copy of the contract, a submission.toml."""
+    folder = root / f"cheat-{name}"
+    folder.mkdir()
+    for file in ("tinyapp.py", "cheats.py", "contract.py"):
+        shutil.copy(APP / file, folder / file)
+    commands = {
+        "train": f"{{python}} cheats.py train --mode {name} --data {{data}} --out {{model}}",
+        "serve": f"{{python}} cheats.py serve --mode {name} --port {{port}} --data {{data}} --model {{model}}",
+        "predict": f"{{python}} cheats.py predict --mode {name} --model {{model}} --data {{data}} --input {{input}} --output {{output}}",
+        **CHEATS[name][0],
+    }
+    if name == "committed":
+        from autograder.testing import _public_export
+
+        subprocess.run([sys.executable, "tinyapp.py", "train", "--data", str(_public_export()), "--out", "committed.json"], cwd=folder, check=True)
+    table = "\n".join(f"{step} = {json.dumps(command)}" for step, command in commands.items())
+    (folder / "submission.toml").write_text(f'[team]\nname = "cheat {name}"\n\n[commands]\n{table}\n\n[service]\nstartup_timeout = 30\n')
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +68,10 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(starter_dir(LAB), root / "starter", ignore=ignore)
     for mutant in MUTANTS:
         materialize(LAB, mutant, root / f"mutant-{mutant.name}")
+    for name in CHEATS:
+        cheat_submission(root, name)
     out = tmp_path_factory.mktemp("out")
-    proc = shipml("grade-all", "serving", str(root), "--out", str(out), "--jobs", "2", timeout=1500)
+    proc = shipml("grade-all", "serving", str(root), "--out", str(out), "--jobs", "2", timeout=2400)
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -47,6 +91,7 @@ def test_starter_reference_and_harness_share_one_contract():
 
     harness = Path(serving_contract.__file__).read_bytes()
     assert (starter_dir(LAB) / "app" / "contract.py").read_bytes() == harness
+    assert (Path(__file__).parent / "fixtures" / "serving_app" / "contract.py").read_bytes() == harness
     assert (reference_dir(LAB) / "flightdelay" / "contract.py").read_bytes() == harness
 
 
@@ -59,10 +104,30 @@ def test_reference_gets_full_marks(graded):
 @pytest.mark.slow
 def test_starter_runs_and_scores_low(graded):
     got = scores(graded, "starter")
-    assert sum(got.values()) <= 40
-    for check in ("bad_input", "no_skew", "accuracy"):
+    assert sum(got.values()) <= 30, got
+    for check in ("api_contract", "no_skew", "provenance", "quality", "accuracy"):
         assert got[check] == 0, check
+    assert got["bad_input"] < 7.5, "the starter validates nothing it is not given for free"
     assert got["health_honest"] == 10, "the starter starts and answers health"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CHEATS)
+def test_cheat_loses_the_points_of_what_it_fakes(graded, name):
+    result = read_results(graded / f"cheat-{name}" / "instructor" / "results.json")
+    full = {c.id: c.points for c in LAB.checks}
+    got = {c.id: c.score for c in result.checks}
+    lost = {check for check, score in got.items() if score < full[check]}
+    assert lost == CHEATS[name][1], f"{name}: lost {sorted(lost)}; {[(c.id, c.message[:300]) for c in result.checks if c.id in lost]}"
+    for check in CHEATS[name][1]:
+        assert got[check] <= 0.25 * full[check], f"{name} keeps {got[check]} of {full[check]} on {check}"
+
+
+@pytest.mark.slow
+def test_only_an_implausible_score_is_flagged_for_review(graded):
+    assert read_results(graded / "reference" / "instructor" / "results.json").needs_review == []
+    header = (graded / "grades.csv").read_text().splitlines()[0]
+    assert header.endswith(",needs_review")
 
 
 @pytest.mark.slow
