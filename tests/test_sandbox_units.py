@@ -1,0 +1,130 @@
+"""The sandbox's parts on their own: which cgroup hierarchy gives which limit (v2, v1, none),
+what of the kit team code may import, and what a report says where a protection is missing.
+
+The attacks themselves are in test_sandbox_attacks.py; these cover the machines we cannot
+grade on here (cgroup v2 with controllers, no cgroups at all, no root).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import ENGINE_FIXTURE, is_root, make_fixture_submission
+
+from autograder.engine import cgroups
+from autograder.engine.cgroups import Hierarchy, TeamCgroup, hierarchies, own_cgroup
+from autograder.engine.jail import team_modules
+
+V2_ONLY = "30 23 0:27 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate\n"
+V1_AND_V2 = (
+    "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+    "39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n"
+    "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n"
+    "40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n"
+)
+
+
+def test_mountinfo_v1_controllers_are_read_from_the_mount_options():
+    found = hierarchies(V1_AND_V2)
+    assert [(str(h.mount), h.version, sorted(h.controllers)) for h in found] == [
+        ("/sys/fs/cgroup/memory", 1, ["memory"]),
+        ("/sys/fs/cgroup/pids", 1, ["pids"]),
+        ("/sys/fs/cgroup/cpu,cpuacct", 1, ["cpu"]),
+        ("/sys/fs/cgroup/systemd", 1, []),
+    ]
+
+
+def test_mountinfo_v2_controllers_are_read_from_the_hierarchy(tmp_path):
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    [h] = hierarchies(V2_ONLY.replace("/sys/fs/cgroup", str(tmp_path)))
+    assert h.version == 2 and {"memory", "pids", "cpu"} <= h.controllers
+
+
+def test_own_cgroup_follows_proc_self_cgroup():
+    v2 = Hierarchy(Path("/sys/fs/cgroup"), 2, frozenset({"memory"}), "/")
+    v1 = Hierarchy(Path("/sys/fs/cgroup/memory"), 1, frozenset({"memory"}), "/")
+    text = "4:memory:/grading/box\n0::/user.slice/session-3.scope\n"
+    assert own_cgroup(v2, text) == Path("/sys/fs/cgroup/user.slice/session-3.scope")
+    assert own_cgroup(v1, text) == Path("/sys/fs/cgroup/memory/grading/box")
+
+
+def test_on_a_v2_machine_every_limit_comes_from_v2(tmp_path, monkeypatch):
+    """A fake cgroup v2 folder (plain files): the team group gets memory.max with no swap,
+    pids.max and an equal cpu.weight, and the controllers are enabled for it."""
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    (tmp_path / "cgroup.subtree_control").write_text("")
+    fake = Hierarchy(tmp_path, 2, frozenset({"cpu", "memory", "pids"}), "/")
+    monkeypatch.setattr(cgroups, "hierarchies", lambda: [fake])
+    monkeypatch.setattr(cgroups, "own_cgroup", lambda h: tmp_path)
+    group = TeamCgroup.create("shipml-1-2-x", memory_bytes=512 << 20, pids=64)
+    team = tmp_path / "shipml" / "shipml-1-2-x"
+    assert group.dirs == [team]
+    assert {c: how for c, (how, _) in group.where.items()} == {"memory": "v2", "pids": "v2", "cpu": "v2"}
+    assert (team / "memory.max").read_text() == str(512 << 20) and (team / "memory.swap.max").read_text() == "0"
+    assert (team / "pids.max").read_text() == "64" and (team / "cpu.weight").read_text() == "100"
+    assert (tmp_path / "shipml" / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+    assert group.describe() == "memory (cgroup v2), pids (cgroup v2), cpu (cgroup v2)"
+
+
+def test_with_no_cgroups_the_report_says_the_limits_are_not_team_wide(tmp_path, monkeypatch):
+    if not is_root():
+        pytest.skip("the cgroup limits are the root runner's")
+    from autograder.engine.sandbox import Sandbox
+    from autograder.engine.spec import find_lab, load_submission
+
+    monkeypatch.setattr(cgroups, "hierarchies", lambda: [])
+    monkeypatch.setenv("SHIPML_WORKSPACE", str(tmp_path / "ws"))
+    folder = make_fixture_submission(tmp_path / "class", "healthy")
+    sandbox = Sandbox(load_submission(folder, find_lab(str(ENGINE_FIXTURE))), hidden=[])
+    try:
+        limits = next(line for line in sandbox.isolation if line.startswith("limits:"))
+        assert "team-wide through cgroups: none" in limits
+        assert "NOT team-wide (no cgroup controller): memory 4096 MiB, 256 processes, an equal CPU share" in limits
+    finally:
+        sandbox.close()
+
+
+@pytest.mark.skipif(not is_root(), reason="checks the root runner's report against this machine's cgroups")
+def test_the_report_names_each_team_wide_limit_and_where_it_came_from(tmp_path, monkeypatch):
+    from autograder.engine.sandbox import Sandbox
+    from autograder.engine.spec import find_lab, load_submission
+
+    monkeypatch.setenv("SHIPML_WORKSPACE", str(tmp_path / "ws"))
+    folder = make_fixture_submission(tmp_path / "class", "healthy")
+    sandbox = Sandbox(load_submission(folder, find_lab(str(ENGINE_FIXTURE))), hidden=[])
+    try:
+        text = "\n".join(sandbox.isolation)
+        offered = {c for h in hierarchies() for c in h.controllers}
+        for controller, words in (("memory", "memory 4096 MiB ("), ("pids", "256 processes ("), ("cpu", "an equal CPU share (")):
+            assert (words in text.split("NOT team-wide")[0]) == (controller in offered), (controller, text)
+        assert "bubblewrap" in text and "a 1024 MiB tmpfs" in text
+        assert oct(os.stat(sandbox.workspace).st_mode & 0o777) == "0o700"
+        assert os.stat(sandbox.copy).st_uid == sandbox.uid and oct(os.stat(sandbox.copy).st_mode & 0o777) == "0o700"
+    finally:
+        sandbox.close()
+    assert not sandbox.workspace.exists()
+
+
+def test_without_root_the_report_says_plainly_what_is_not_isolated(tmp_path, monkeypatch):
+    from autograder.engine import sandbox as sandbox_module
+    from autograder.engine.spec import find_lab, load_submission
+
+    monkeypatch.setattr(sandbox_module.os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("SHIPML_WORKSPACE", str(tmp_path / "ws"))
+    folder = make_fixture_submission(tmp_path / "class", "healthy")
+    sandbox = sandbox_module.Sandbox(load_submission(folder, find_lab(str(ENGINE_FIXTURE))), hidden=[])
+    try:
+        text = "\n".join(sandbox.isolation)
+        assert "NOT isolated (the grader is not root)" in text and "per process only" in text
+        assert "a grader killed by SIGKILL leaves them running" in text
+        assert sandbox.run("echo hello", timeout=10).output.strip() == "hello"
+    finally:
+        sandbox.close()
+
+
+def test_team_code_may_import_the_data_loader_and_nothing_else_of_the_kit():
+    names = {p.relative_to(p.parents[1]).as_posix() for p in team_modules()}
+    assert {"autograder/__init__.py", "autograder/data.py", "autograder/errors.py"} <= names
+    assert not [n for n in names if n.startswith(("autograder/engine", "autograder/checks", "autograder/integrations"))]
