@@ -40,13 +40,15 @@ STUDENTS = {
     "s_loop": "infinite_loop",
     "s_raise": "raising_cell",
     "s_empty": "empty",
+    "s_abs": "shadowed_abs",
+    "s_fitval": "fit_on_validation",
 }
 # team folder -> (members, harness score written by the harness; 3 > 2 points is capped)
 TEAMS = {
     "team-a": (["s_ref", "s_nosub"], 2.0),
     "team-b": (["s_wrong"], 0.0),
     "team-c": (["s_loop", "s_raise"], 3.0),
-    "team-d": (["s_empty"], 1.0),
+    "team-d": (["s_empty", "s_abs", "s_fitval"], 1.0),
 }
 
 
@@ -207,7 +209,7 @@ def test_import_is_idempotent_and_survives_force_autograde(cycle):
 
     summary = import_harness_scores(LAB, cycle["course"].parent / "results", course_dir=cycle["course"],
                                     assignment=NAME, notebook=NAME)
-    assert summary.created_submissions == [] and summary.grades_written == 6
+    assert summary.created_submissions == [] and summary.grades_written == sum(len(members) for members, _ in TEAMS.values())
     _nbgrader(cycle["course"], "autograde", NAME, "--force", "--student", "s_ref")
     with Gradebook(cycle["db"], course_id="shipml-beyond-accuracy") as gb:
         grade = gb.find_grade("harness_notebook_reruns", NAME, NAME, "s_loop")

@@ -225,7 +225,10 @@ def check_bad_input_handled(ctx: CheckContext[BadInput]) -> Verdict:
                 got = answer if isinstance(answer, str) else f"{answer.status_code} {short(answer.text, 100)}"
                 problems.append(f"rejected a valid flight ({name}): {got}; valid input must get a prediction. Request: {short(body)}")
                 rejected.add(name.split(" ")[0] if name.startswith("destination") else name)
-        schema_doc = client.get("/openapi.json").json()
+        try:
+            schema_doc = client.get("/openapi.json").json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise CheckFailed(f"GET /openapi.json failed after the bad inputs ({exc.__class__.__name__}: {exc}): {service.describe_exit()}") from None
         generated = _generated_cases(schema_doc, p.generated)
         broken = []
         for name, raw, body in generated:
@@ -238,7 +241,10 @@ def check_bad_input_handled(ctx: CheckContext[BadInput]) -> Verdict:
             handled += not broken
             if broken:
                 problems.append(f"{len(broken)} of {len(generated)} generated requests got a 5xx or no answer; the first: {broken[0]}")
-        alive = service.alive() and client.get("/health").status_code == 200
+        try:
+            alive = service.alive() and client.get("/health").status_code == 200
+        except httpx.HTTPError:
+            alive = False
     if not alive:
         raise CheckFailed(f"after the bad requests the service is no longer healthy; bad input must never take it down. Last lines of its log:\n{service.log_tail(10)}")
     if problems:
