@@ -9,6 +9,8 @@ asserts the same four things:
 - grader alive: the attacker's own grading finished and wrote its results;
 - other grade intact: the victim still scores 10 of 10, in its results and in grades.csv;
 - no leftovers: no process of a team uid whose grader is gone, no workspace, mount or cgroup.
+  (A team uid is 200000 + its grader's pid: on a machine whose real users have uids that high,
+  run this suite elsewhere.)
 
 Set ``SHIPML_ATTACK_TABLE`` to a file to collect one JSON line per attack (the before/after
 table of issue 11). Workspaces go to a folder of this run's own (``SHIPML_WORKSPACE``), so that
@@ -198,11 +200,20 @@ def classroom(tmp_path, monkeypatch):
     # Never leave anything behind, whatever the test found (it has recorded it already): the
     # code before issue 11 left team processes and workspaces, and this suite also runs on it.
     for line in orphaned_team_processes():
+        pid = line.split()[1].rstrip(":")
         with contextlib.suppress(OSError):
-            os.kill(int(line.split()[1].rstrip(":")), signal.SIGKILL)
+            # Only this test's: its working folder or command line names this test's folders.
+            where = os.readlink(f"/proc/{pid}/cwd") + Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+            if str(base) in where or str(tmp_path) in where or "shipml-daemon-" in where or "shipml-sigkill-" in where:
+                os.kill(int(pid), signal.SIGKILL)
     for entry in base.iterdir() if base.exists() else []:
         subprocess.run(["umount", "-l", str(entry)], capture_output=True)
     shutil.rmtree(base, ignore_errors=True)
+    for shared in (Path("/var/tmp"), Path("/dev/shm")):  # files a team wrote there (before the fix)
+        for entry in shared.iterdir():
+            with contextlib.suppress(OSError):
+                if entry.is_file() and entry.stat().st_uid >= TEAM_UID_BASE and _start_time(entry.stat().st_uid - TEAM_UID_BASE) is None:
+                    entry.unlink()
 
 
 def slow_victim(run: ClassRun) -> None:
@@ -467,11 +478,16 @@ def test_symlinked_outputs(tmp_path, monkeypatch):
     from autograder.engine.sandbox import Sandbox
     from autograder.engine.spec import find_lab, load_submission
 
+    folder = _team(tmp_path / "class", "attacker", serve=HEALTHY, test=PASSING)
+    submission = load_submission(folder, find_lab(str(ENGINE_FIXTURE)))
     base = Path("/var/tmp") / f"shipml-attacks-{uuid.uuid4().hex[:8]}"
     base.mkdir()
     monkeypatch.setenv("SHIPML_WORKSPACE", str(base))
-    folder = _team(tmp_path / "class", "attacker", serve=HEALTHY, test=PASSING)
-    sandbox = Sandbox(load_submission(folder, find_lab(str(ENGINE_FIXTURE))), hidden=[])
+    try:
+        sandbox = Sandbox(submission, hidden=[])
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
     row = Row("symlinked outputs")
     try:
         tricks = {

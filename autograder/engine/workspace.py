@@ -8,7 +8,7 @@ file on it cannot be a hard link to a file of the host. Its pages are charged to
 cgroup of the process that writes them, so a team's files count against its memory limit too.
 
 A grader that is SIGKILLed cannot clean up. Its team's processes die with it (see
-:mod:`autograder.engine.sandbox`), but its workspace mount and cgroups stay. Each name carries
+:mod:`autograder.engine.jail`), but its workspace mount and cgroups stay. Each name carries
 the grader's pid and its start time (pids are reused, the pair is not), so the next grader
 (:func:`sweep`) knows which leftovers belong to a grader that is gone, and removes them.
 """
@@ -20,11 +20,10 @@ import ctypes
 import os
 import re
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 
-from autograder.engine.cgroups import sweep_groups, uid_of
+from autograder.engine.cgroups import sweep_groups
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _MS_NOSUID, _MS_NODEV = 2, 4
@@ -104,37 +103,17 @@ def remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _stale_team_processes() -> list[int]:
-    """Processes of a team uid whose grader is gone: its pid is free, or was reused by a
-    process younger than the team's (a grader always starts before its teams)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        uid = uid_of(int(entry))
-        if uid is None or uid < TEAM_UID_BASE:
-            continue
-        grader = uid - TEAM_UID_BASE
-        mine, theirs = start_time(int(entry)), start_time(grader)
-        if mine is not None and (theirs is None or theirs > mine):
-            found.append(int(entry))
-    return found
-
-
 def sweep(base: Path | None = None) -> list[str]:
     """Remove what dead graders left: team processes, cgroups, workspaces. Says what it did."""
     base = base or default_base()
     done = []
-    stray = _stale_team_processes()
-    for pid in stray:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    if stray:
-        done.append(f"killed {len(stray)} process(es) of dead graders' teams")
+    # Processes: those of a dead grader's teams are in its cgroups (a team process joins its
+    # group before it runs), so killing the groups' processes finds every one, and never a
+    # process of someone else that merely has a uid in the teams' range.
     with contextlib.suppress(OSError):
         groups = sweep_groups(is_stale)
         if groups:
-            done.append(f"removed {groups} cgroup(s)")
+            done.append(f"killed the processes of and removed {groups} cgroup(s)")
     stale = set(mounts_under(base))
     with contextlib.suppress(OSError):
         stale.update(p for p in base.iterdir() if p.name.startswith("shipml-") and p.is_dir())
