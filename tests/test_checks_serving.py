@@ -176,3 +176,22 @@ def test_check_accuracy_in_production_counts_failed_requests_as_wrong(good):
 def test_check_accuracy_in_production_needs_the_heldout_data(good):
     verdict = CHECKS["accuracy"](url=good, data=LabData(public=FLIGHTS_DIR))
     assert verdict.fraction == 0 and "held-out data" in verdict.message
+
+
+def test_check_accuracy_in_production_grades_on_the_heldout_folder_it_is_given(good, tmp_path):
+    """The instructor's held-out data, not the bundled months: a folder with only 300 December flights."""
+    import gzip
+
+    import pandas as pd
+
+    folder = tmp_path / "heldout"
+    folder.mkdir()
+    for table in ("flights", "weather", "airlines", "airports", "planes"):
+        frame = pd.read_csv(FLIGHTS_DIR / f"{table}.csv.gz", dtype=str, keep_default_na=False)
+        if table == "flights":
+            frame = frame[frame["month"] == "12"].head(300)
+        with gzip.open(folder / f"{table}.csv.gz", "wt") as fh:
+            frame.to_csv(fh, index=False)
+    verdict = CHECKS["accuracy"](url=good, data=LabData(public=FLIGHTS_DIR, heldout=folder))
+    labelled = int(pd.read_csv(folder / "flights.csv.gz")["arr_delay"].notna().sum())
+    assert f"on {labelled} held-out flights" in verdict.message, verdict.message

