@@ -24,8 +24,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,9 +44,9 @@ from autograder.checkapi import (
 )
 from autograder.data import dataset_id, write_public
 from autograder.engine.catalogue import resolve, validate_params
-from autograder.engine.grading import run_one
+from autograder.engine.grading import place_inputs, run_one
 from autograder.engine.sandbox import Process, render_command, start_process
-from autograder.engine.service import Service, ServiceUnavailable
+from autograder.engine.service import Service, fresh, healthy
 from autograder.engine.spec import CheckSpec, find_lab
 from autograder.paths import FLIGHTS_DIR
 
@@ -130,15 +130,7 @@ class LocalRunner:
         return Service(self.spawner, serve, self.health_path, self.startup_timeout, values=values or self.values)
 
     def _place(self, inputs: Mapping[str, Input]) -> dict[str, str]:
-        io = Path(tempfile.mkdtemp(dir=self._tmp.name))
-        for key, item in inputs.items():
-            if isinstance(item, bytes):
-                (io / key).write_bytes(item)
-            elif item.is_dir():
-                shutil.copytree(item, io / key)
-            else:
-                shutil.copyfile(item, io / key)
-        return {key: str(io / key) for key in inputs}
+        return place_inputs(Path(tempfile.mkdtemp(dir=self._tmp.name)), inputs)
 
     def _setup_first(self) -> None:
         """As under the engine, install and train run before anything else uses the system."""
@@ -151,24 +143,11 @@ class LocalRunner:
         if self._shared is None:
             self._setup_first()
             self._shared = self._service()
-        try:
-            self._shared.ensure()
-        except ServiceUnavailable as exc:
-            raise CheckFailed(f"The service is not running: {exc}") from None
-        return self._shared
+        return healthy(self._shared)
 
-    @contextmanager
-    def fresh_service(self, files: Mapping[str, Input]) -> Iterator[Service]:
+    def fresh_service(self, files: Mapping[str, Input]) -> AbstractContextManager[Service]:
         self._setup_first()
-        instance = self._service({**self.values, **self._place(files)})
-        try:
-            try:
-                instance.start()
-            except ServiceUnavailable as exc:
-                raise CheckFailed(f"A fresh instance of the service did not start: {exc}") from None
-            yield instance
-        finally:
-            instance.stop()
+        return fresh(self._service({**self.values, **self._place(files)}))
 
     def run(self, name: str, *, inputs: Mapping[str, Input], outputs: Sequence[str], timeout: float) -> CommandResult:
         template = self.commands.get(name, "")

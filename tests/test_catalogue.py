@@ -86,7 +86,10 @@ def test_a_hand_edited_readme_table_is_caught(tmp_path):
 
     shutil.copytree(LABS_DIR / "serving", tmp_path / "serving")
     readme = tmp_path / "serving" / "README.md"
-    readme.write_text(readme.read_text().replace("| `latency` | 15 |", "| `latency` | 25 |"))
+    points = {c.id: c.points for c in find_lab("serving").checks}["latency"]
+    text = readme.read_text()
+    assert f"| `latency` | {points:g} |" in text
+    readme.write_text(text.replace(f"| `latency` | {points:g} |", f"| `latency` | {points + 10:g} |"))
     lab = load_lab(tmp_path / "serving")
     assert labdoc.readme_table(lab) != labdoc.checks_markdown(lab)
     assert labdoc.write_readme(lab) and labdoc.readme_table(lab) == labdoc.checks_markdown(lab)
@@ -98,7 +101,8 @@ def test_shipml_checks_shows_code_mutants_and_test_per_check():
     for check in lab.checks:
         assert check.id in proc.stdout
     block = proc.stdout.split("\nno_skew  ")[1].split("\n\n")[0]
-    assert "20 points  public  Monitor 3: Training and serving are not skewed" in block
+    points = {c.id: c.points for c in lab.checks}["no_skew"]
+    assert f"{points:g} points  public  Monitor 3: Training and serving are not skewed" in block
     assert "code     autograder/checks/serving.py:" in block and "check_no_training_serving_skew" in block
     assert "mutants  utc_hour_skew" in block
     assert "test     tests/test_checks_serving.py::test_check_no_training_serving_skew" in block

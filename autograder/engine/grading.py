@@ -16,8 +16,8 @@ import shutil
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,23 @@ from autograder.engine.catalogue import resolve, validate_params
 from autograder.engine.netns import network_isolation
 from autograder.engine.results import CheckResult, SubmissionResult
 from autograder.engine.sandbox import Limits, Sandbox, render_command
-from autograder.engine.service import Service, ServiceUnavailable
+from autograder.engine.service import Service, fresh, healthy
 from autograder.engine.spec import LabSpec, SubmissionSpec
+
+
+def place_inputs(io: Path, inputs: Mapping[str, Input]) -> dict[str, str]:
+    """Copy each input (bytes, or a harness file or folder) into ``io``; return the placeholder values."""
+    values: dict[str, str] = {}
+    for key, item in inputs.items():
+        target = io / key
+        if isinstance(item, bytes):
+            target.write_bytes(item)
+        elif item.is_dir():
+            shutil.copytree(item, target)
+        else:
+            shutil.copyfile(item, target)
+        values[key] = str(target)
+    return values
 
 
 class SandboxRunner:
@@ -68,42 +83,17 @@ class SandboxRunner:
         return result
 
     def _place(self, inputs: Mapping[str, Input]) -> dict[str, str]:
-        """Copy each input into a fresh exchange folder; return the placeholder values."""
-        io = self.sandbox.exchange_dir()
-        values: dict[str, str] = {}
-        for key, item in inputs.items():
-            target = io / key
-            if isinstance(item, bytes):
-                target.write_bytes(item)
-            elif item.is_dir():
-                shutil.copytree(item, target)
-            else:
-                shutil.copyfile(item, target)
-            values[key] = str(target)
-        return values
+        return place_inputs(self.sandbox.exchange_dir(), inputs)
 
     def service(self) -> Service:
         if self.shared is None:
             raise CheckFailed("submission.toml has no serve command; add 'commands.serve'")
-        try:
-            self.shared.ensure()
-        except ServiceUnavailable as exc:
-            raise CheckFailed(f"The service is not running: {exc}") from None
-        return self.shared
+        return healthy(self.shared)
 
-    @contextmanager
-    def fresh_service(self, files: Mapping[str, Input]) -> Iterator[Service]:
+    def fresh_service(self, files: Mapping[str, Input]) -> AbstractContextManager[Service]:
         if self.shared is None:
             raise CheckFailed("submission.toml has no serve command; add 'commands.serve'")
-        instance = self._new_service({**self.values, **self._place(files)})
-        try:
-            try:
-                instance.start()
-            except ServiceUnavailable as exc:
-                raise CheckFailed(f"A fresh instance of the service did not start: {exc}") from None
-            yield instance
-        finally:
-            instance.stop()
+        return fresh(self._new_service({**self.values, **self._place(files)}))
 
     def run(self, name: str, *, inputs: Mapping[str, Input], outputs: Sequence[str], timeout: float) -> CommandResult:
         template = self.submission.command(name)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
 
+from autograder.checkapi import CheckFailed
 from autograder.engine.sandbox import Process, free_port
 
 
@@ -123,3 +126,25 @@ class Service:
     def stop(self) -> None:
         if self.process is not None:
             self.sandbox.forget(self.process)
+
+
+def healthy(service: Service) -> Service:
+    """``service``, running and healthy (restarted if an earlier check killed it); else CheckFailed."""
+    try:
+        service.ensure()
+    except ServiceUnavailable as exc:
+        raise CheckFailed(f"The service is not running: {exc}") from None
+    return service
+
+
+@contextmanager
+def fresh(instance: Service) -> Iterator[Service]:
+    """Start ``instance``, hand it over once healthy, and stop it afterwards; else CheckFailed."""
+    try:
+        try:
+            instance.start()
+        except ServiceUnavailable as exc:
+            raise CheckFailed(f"A fresh instance of the service did not start: {exc}") from None
+        yield instance
+    finally:
+        instance.stop()
