@@ -102,7 +102,9 @@ def _probabilities(result: loadgen.LoadResult, count: int) -> np.ndarray:
             out[reply.index] = float(reply.body["delay_probability"])
     missing = int(np.isnan(out).sum())
     if missing:
-        raise CheckFailed(f"{missing} of {count} valid flights got no valid prediction; every valid flight must get one (see api_contract)")
+        first = next((r for r in result.replies if np.isnan(out[r.index])), None)
+        seen = f"; the first answered {first.status or first.error}: {short(first.body, 100)}" if first else ""
+        raise CheckFailed(f"{missing} of {count} valid flights got no valid prediction{seen}; every valid flight must get one (see api_contract)")
     return out
 
 
@@ -122,7 +124,8 @@ class Scored:
         return self.pr_auc - self.base
 
 
-def score(frame: pd.DataFrame, result: loadgen.LoadResult, zero_lift: float, full_lift: float) -> Scored:
+def score(frame: pd.DataFrame, result: loadgen.LoadResult, zero_lift: float, full_lift: float,
+          requests: list[dict[str, Any]] | None = None) -> Scored:
     """Score answers against ``frame['late']``. A failed or broken answer counts as a wrong one
     (the opposite label, the worst probability) and is named; points scale linearly with the
     PR AUC's lift over the late share, from ``zero_lift`` to ``full_lift``, and halve when F1 is
@@ -137,7 +140,7 @@ def score(frame: pd.DataFrame, result: loadgen.LoadResult, zero_lift: float, ful
             f"answered {reply.status or reply.error}: {short(reply.body, 80)}" if not 200 <= reply.status < 300
             else prediction_problem(reply.body, need_version=False))
         if problem:
-            failed.append(f"flight {i + 1}: {problem}")
+            failed.append(f"flight {i + 1}: {problem}" + (f". Request: {short(requests[i])}" if requests else ""))
             continue
         proba[i], label[i] = float(reply.body["delay_probability"]), bool(reply.body["delayed"])
     base = float(y.mean())
@@ -147,14 +150,14 @@ def score(frame: pd.DataFrame, result: loadgen.LoadResult, zero_lift: float, ful
     return Scored(f1, pr_auc, base, always_late, failed, ramp * (1.0 if f1 >= always_late else 0.5))
 
 
-def _verdict(scored: Scored, where: str, zero_lift: float, full_lift: float, **extra: Any) -> Verdict:
+def _verdict(scored: Scored, where: str, zero_lift: float, full_lift: float, log: str = "", **extra: Any) -> Verdict:
     s = scored
     figures = (f"{where}: F1 {s.f1:.3f} (answering 'late' for every flight: {s.always_late_f1:.3f}), PR AUC {s.pr_auc:.3f} "
                f"(the late share, what a constant or random answer gets: {s.base:.3f})")
     details = {"f1": s.f1, "pr_auc": s.pr_auc, "baseline_pr_auc": s.base, "failed_requests": len(s.failed), **extra}
     notes = []
     if s.failed:
-        notes.append(f"{len(s.failed)} requests failed and count as wrong answers; the first: {s.failed[0]}")
+        notes.append(f"{len(s.failed)} requests failed and count as wrong answers; the first: {s.failed[0]}\nLast lines of the service's log:\n{log}")
     if s.fraction >= 1:
         return passed(". ".join([figures, *notes]) + ".", **details)
     if s.lift <= 0.005:
@@ -175,8 +178,11 @@ def check_quality_on_validation(ctx: CheckContext[Quality]) -> Verdict:
     """Through the live API, the model ranks the public validation months' flights well above a constant or random answer."""
     p = ctx.params
     frame = flights_api.labelled_flights("validation", p.rows, seed=23, data_dir=ctx.data.folder("validation"))
-    result = loadgen.send(ctx.service().url + "/predict", flights_api.to_requests(frame), concurrency=8, keep_bodies=True, timeout=10, budget=p.budget)
-    return _verdict(score(frame, result, p.zero_lift, p.full_lift), f"on {len(frame)} validation flights (Jul-Aug)", p.zero_lift, p.full_lift)
+    requests = flights_api.to_requests(frame)
+    service = ctx.service()
+    result = loadgen.send(service.url + "/predict", requests, concurrency=8, keep_bodies=True, timeout=10, budget=p.budget)
+    scored = score(frame, result, p.zero_lift, p.full_lift, requests)
+    return _verdict(scored, f"on {len(frame)} validation flights (Jul-Aug)", p.zero_lift, p.full_lift, log=service.log_tail(8) if scored.failed else "")
 
 
 class Accuracy(Params):
@@ -191,8 +197,10 @@ def check_accuracy_in_production(ctx: CheckContext[Accuracy]) -> Verdict:
     """Through the live API, the model ranks the held-out months' flights well above the baseline; an implausibly good score is flagged for review."""
     p = ctx.params
     frame = flights_api.labelled_flights("heldout", p.rows, data_dir=ctx.data.folder("heldout"))
-    result = loadgen.send(ctx.service().url + "/predict", flights_api.to_requests(frame), concurrency=8, keep_bodies=True, timeout=10, budget=p.budget)
-    scored = score(frame, result, p.zero_lift, p.full_lift)
+    requests = flights_api.to_requests(frame)
+    service = ctx.service()
+    result = loadgen.send(service.url + "/predict", requests, concurrency=8, keep_bodies=True, timeout=10, budget=p.budget)
+    scored = score(frame, result, p.zero_lift, p.full_lift, requests)
     extra: dict[str, Any] = {}
     if scored.lift > p.plausible_lift:
         # Beyond what honest models reach on these features: the grade stands, a person looks.
@@ -200,4 +208,4 @@ def check_accuracy_in_production(ctx: CheckContext[Accuracy]) -> Verdict:
             f"held-out PR AUC {scored.pr_auc:.3f} is {scored.lift:.3f} above the late share, beyond the {p.plausible_lift:g} "
             "that honest models reach on these features: look for answers that did not come from the team's model"
         )
-    return _verdict(scored, f"on {len(frame)} held-out flights", p.zero_lift, p.full_lift, **extra)
+    return _verdict(scored, f"on {len(frame)} held-out flights", p.zero_lift, p.full_lift, log=service.log_tail(8) if scored.failed else "", **extra)
