@@ -194,7 +194,9 @@ def check_bad_input_handled(ctx: CheckContext[BadInput]) -> Verdict:
     problems: list[str] = []
     handled = cases = 0  # the bad inputs: each named case, and the generated ones as one case
     rejected: set[str] = set()  # the kinds of valid flight the service turned away
-    with service.client(timeout=p.request_timeout) as client:
+    # A connection per request: after a 500 the server may close a kept-alive connection, and the
+    # reset must not be blamed on the next, innocent request.
+    with httpx.Client(base_url=service.url, timeout=p.request_timeout, limits=httpx.Limits(max_keepalive_connections=0)) as client:
 
         def send(raw: bytes | None, body: Any) -> httpx.Response | str:
             try:
