@@ -186,7 +186,7 @@ def grade(
             result = CheckResult(
                 id=spec.id,
                 description=spec.description,
-                score=round(spec.points * verdict.fraction, 4),
+                score=round(spec.points * verdict.fraction, 2),
                 max_score=spec.points,
                 message=verdict.message,
                 visibility=spec.visibility,
