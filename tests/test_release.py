@@ -34,7 +34,9 @@ def test_release_holds_the_brief_the_starter_the_public_data_and_the_public_chec
     assert {"README.md", "submission.toml", "app/main.py", "app/contract.py", ".gitignore"} <= names
     assert {"shipml-kit/pyproject.toml", "shipml-kit/autograder/cli.py", "shipml-kit/labs/serving/lab.toml",
             "shipml-kit/datasets/flights/flights.csv.gz", "shipml-kit/datasets/flights/README.md"} <= names
-    assert "## The API contract" in (serving_release / "README.md").read_text()
+    readme = (serving_release / "README.md").read_text()
+    assert "## The API contract" in readme and "*Leakage by feature availability*" in readme
+    assert "../book/" not in readme, "no link into the kit's book, which the release does not hold"
 
 
 def test_release_holds_no_reference_no_mutant_and_no_hidden_check(serving_release):

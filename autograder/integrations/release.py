@@ -75,6 +75,8 @@ def _release_notebooks(lab: LabSpec, dest: Path) -> list[Path]:
 
 def _readme(lab: LabSpec) -> str:
     brief = (lab.root / "README.md").read_text(encoding="utf-8") if (lab.root / "README.md").is_file() else f"# {lab.lab.title}\n"
+    # The kit's book is not in the release: its chapter links become plain section names.
+    brief = re.sub(r"\[([^\]]+)\]\((?:\.\./)+book/[^)]*\)", r"*\1*", brief)
     return (
         f"<!-- The team's template repository for the lab '{lab.lab.name}', written by `shipml release`. -->\n"
         f"{brief.rstrip()}\n\n"
