@@ -1,0 +1,179 @@
+"""A class roll-up across engines (``shipml collect LAB SOURCE... --out DIR``).
+
+Each team's ``results.json`` may come from a local ``shipml grade-all`` (``<team>/results.json``
+with an ``instructor/`` copy), from Gradescope (the file ``run_autograder`` wrote), or from a
+GitHub Actions artefact (``shipml check``: public checks only). ``collect`` reads every
+``results.json`` under the sources, validates each one, and writes:
+
+- ``DIR/<team>/results.json`` and ``DIR/<team>/instructor/results.json``: the folder layout that
+  ``shipml nbgrader-import LAB DIR`` reads (``--course`` runs that import too);
+- ``DIR/grades.csv``: one row per team, as ``grade-all`` writes it;
+- ``DIR/summary.md``: the class summary, with every file that was skipped and why.
+
+A file is skipped, named, with the reason, and never averaged in, when it is torn (not JSON),
+does not follow Gradescope's schema (:data:`SCHEMA`, checked with ``jsonschema``), carries no
+shipml record, or does not add up: a check the lab does not have, points that are not the
+lab's, a score outside 0..max, or totals that differ from the sum of the checks. A forgery that
+is consistent in every way cannot be told from a real result by its content: trust comes from
+where the file was made (the staff's own ``grade-all`` or Gradescope), never from a team's runner.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autograder.engine.classrun import write_grades_csv
+from autograder.engine.results import SubmissionResult, write_atomic, write_results
+from autograder.engine.spec import LabSpec
+from autograder.errors import ShipmlError
+
+SCHEMA = Path(__file__).resolve().parent / "schemas" / "gradescope-results.schema.json"
+_TOLERANCE = 1e-6
+
+
+class InvalidResults(Exception):
+    """A results.json that cannot be counted; the message says why."""
+
+
+@dataclass
+class Rejected:
+    path: Path
+    why: str
+
+
+@dataclass
+class Collected:
+    """What ``collect`` counted and what it skipped."""
+
+    teams: dict[str, tuple[SubmissionResult, Path]] = field(default_factory=dict)
+    rejected: list[Rejected] = field(default_factory=list)
+    grades: Path | None = None
+    summary: Path | None = None
+
+
+def _validator() -> Any:
+    try:
+        from jsonschema import Draft202012Validator
+    except ImportError:
+        raise ShipmlError("collect validates every results.json with jsonschema: pip install jsonschema (or the kit's nbgrader extra)") from None
+    return Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
+
+
+def validate_results(path: Path, lab: LabSpec, validator: Any | None = None) -> SubmissionResult:
+    """The shipml record of ``path`` once it is proven whole and consistent with ``lab``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidResults(f"unreadable ({exc.__class__.__name__})") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidResults(f"torn or not JSON ({exc.msg}; line {exc.lineno}, column {exc.colno})") from None
+    errors = sorted((validator or _validator()).iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        where = "/".join(map(str, errors[0].absolute_path)) or "(top)"
+        raise InvalidResults(f"not in Gradescope's results.json schema: at {where}: {errors[0].message}")
+    record = data.get("extra_data", {}).get("shipml")
+    if not isinstance(record, dict):
+        raise InvalidResults("no shipml record (extra_data.shipml): not written by shipml")
+    try:
+        result = SubmissionResult.from_dict(record)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidResults(f"its shipml record is malformed ({exc.__class__.__name__}: {exc})") from None
+    if result.lab != lab.lab.name:
+        raise InvalidResults(f"graded for lab '{result.lab}', not '{lab.lab.name}'")
+    points = {c.id: c.points for c in lab.checks}
+    ids = [c.id for c in result.checks]
+    if len(set(ids)) != len(ids):
+        raise InvalidResults("a check appears twice")
+    for c in result.checks:
+        if c.id not in points:
+            raise InvalidResults(f"check '{c.id}' is not in lab '{lab.lab.name}'")
+        if abs(c.max_score - points[c.id]) > _TOLERANCE:
+            raise InvalidResults(f"check '{c.id}' claims {c.max_score:g} points possible; the lab gives {points[c.id]:g}")
+        if not -_TOLERANCE <= c.score <= c.max_score + _TOLERANCE:
+            raise InvalidResults(f"check '{c.id}' scores {c.score:g}, outside 0..{c.max_score:g}")
+    tests = data.get("tests", [])
+    if len(tests) != len(result.checks):
+        raise InvalidResults(f"{len(tests)} tests but {len(result.checks)} checks in its shipml record")
+    for test, c in zip(tests, result.checks, strict=True):
+        if abs(test.get("score", 0) - c.score) > _TOLERANCE or abs(test.get("max_score", 0) - c.max_score) > _TOLERANCE:
+            raise InvalidResults(f"test '{test.get('name', '?')}' says {test.get('score')} / {test.get('max_score')}; its shipml record says {c.score:g} / {c.max_score:g}")
+    if abs(float(data.get("score", result.score)) - result.score) > _TOLERANCE:
+        raise InvalidResults(f"score {data.get('score')} is not the sum of its checks ({result.score:g})")
+    return result
+
+
+def _slug(team: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", team).strip("-.") or "team"
+
+
+def _files(sources: list[Path]) -> list[Path]:
+    """Every results.json under the sources; of a grade-all folder, its instructor copy only."""
+    found: list[Path] = []
+    for source in sources:
+        if source.is_file():
+            found.append(source)
+        elif source.is_dir():
+            found.extend(sorted(source.rglob("results.json")))
+        else:
+            raise ShipmlError(f"{source}: no such file or folder; give folders that hold results.json files")
+    instructor = {p.parent.parent for p in found if p.parent.name == "instructor"}
+    return [p for p in found if p.parent not in instructor]
+
+
+def collect(lab: LabSpec, sources: list[Path], out: Path) -> Collected:
+    """Validate and merge every results.json under ``sources`` into ``out``."""
+    out = Path(out)
+    resolved = out.resolve()
+    files = [p for p in _files(sources) if resolved not in p.resolve().parents]
+    if not files:
+        raise ShipmlError(f"no results.json under {', '.join(map(str, sources))}; give the folders where grade-all, Gradescope or the artefacts put them")
+    validator = _validator()
+    done = Collected()
+    for path in files:
+        try:
+            result = validate_results(path, lab, validator)
+        except InvalidResults as exc:
+            done.rejected.append(Rejected(path, str(exc)))
+            continue
+        key = _slug(result.team)
+        if key in done.teams:
+            done.rejected.append(Rejected(path, f"team '{result.team}' was already collected from {done.teams[key][1]}"))
+            continue
+        done.teams[key] = (result, path)
+    for key, (result, _) in done.teams.items():
+        write_results(result.redacted(), out / key / "results.json")
+        write_results(result, out / key / "instructor" / "results.json")
+    done.grades = write_grades_csv(lab, out, sorted(done.teams))
+    done.summary = out / "summary.md"
+    write_atomic(done.summary, summary_markdown(lab, done))
+    return done
+
+
+def summary_markdown(lab: LabSpec, done: Collected) -> str:
+    """The class summary: scores, each check's pass rate, and every file skipped, with why."""
+    results = [r for r, _ in done.teams.values()]
+    lines = [f"# Class summary: lab '{lab.lab.name}'", ""]
+    if results:
+        scores = [r.score for r in results]
+        lines += [f"{len(results)} teams; score out of {lab.max_points:g}: mean {statistics.mean(scores):.1f}, "
+                  f"median {statistics.median(scores):g}, lowest {min(scores):g}, highest {max(scores):g}.", ""]
+    lines += ["| check | points | teams graded | passed | mean points |", "|---|---|---|---|---|"]
+    for spec in lab.checks:
+        got = [c for r in results for c in r.checks if c.id == spec.id]
+        mean = f"{statistics.mean(c.score for c in got):.1f}" if got else "-"
+        lines.append(f"| `{spec.id}` ({spec.visibility}) | {spec.points:g} | {len(got)} | {sum(c.status == 'passed' for c in got)} | {mean} |")
+    partial = [r.team for r in results if len(r.checks) < len(lab.checks)]
+    if partial:
+        lines += ["", f"Graded on some checks only (e.g. a team's own public self-check): {', '.join(sorted(partial))}."]
+    review = [f"{r.team}: {item}" for r in results for item in r.needs_review]
+    if review:
+        lines += ["", "## Needs review", "", *[f"- {item}" for item in review]]
+    lines += ["", "## Sources", "", *[f"- {r.team}: `{p}`" for r, p in done.teams.values()]]
+    if done.rejected:
+        lines += ["", "## Skipped (not counted)", "", *[f"- `{x.path}`: {x.why}" for x in done.rejected]]
+    return "\n".join(lines) + "\n"
