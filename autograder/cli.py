@@ -171,6 +171,46 @@ def cmd_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from autograder.engine.spec import find_lab
+
+    lab = find_lab(args.lab)
+    if args.engine == "gradescope":
+        from autograder.integrations.gradescope import export_zip
+
+        zipped = export_zip(lab, Path(args.out), Path(args.heldout) if args.heldout else None, leaderboard=args.leaderboard)
+        print(f"{zipped}: Gradescope autograder for '{lab.lab.name}', {zipped.stat().st_size / 1e6:.1f} MB, all {len(lab.checks)} checks.")
+        print("Upload it as the assignment's autograder (Configure Autograder, Ubuntu 22.04 base image). It holds the hidden checks and the held-out data: keep it with the staff.")
+        return 0
+    from autograder.integrations.github_classroom import export_workflow
+
+    if args.min_score is None:
+        raise ShipmlError("github-classroom needs --min-score N: the public-check score below which a team's workflow run fails")
+    files = export_workflow(lab, Path(args.out), args.min_score)
+    print(f"{files[0]}: runs the public checks of '{lab.lab.name}' on every push and fails below {args.min_score:g}; pinned runtime in {files[1]}.")
+    print("Add this .github/ folder to the template repository that 'shipml release' wrote.")
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from autograder.engine.spec import find_lab
+    from autograder.integrations.collect import collect
+
+    lab = find_lab(args.lab)
+    done = collect(lab, [Path(s) for s in args.sources], Path(args.out))
+    for item in done.rejected:
+        print(f"skipped {item.path}: {item.why}", file=sys.stderr)
+    print(f"{len(done.teams)} teams collected, {len(done.rejected)} file(s) skipped; grades: {done.grades}; summary: {done.summary}")
+    if args.course:
+        from autograder.integrations.nbgrader_import import import_harness_scores
+
+        summary = import_harness_scores(lab.root, Path(args.out), course_dir=Path(args.course), assignment=lab.lab.name, notebook=lab.lab.name)
+        print(f"nbgrader gradebook: {summary.grades_written} grades written for {len(summary.students)} students.")
+    else:
+        print(f"Gradebook: shipml nbgrader-import {args.lab} {args.out} --course COURSE")
+    return 1 if done.rejected else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from autograder.demo import run_demo
 
@@ -296,6 +336,22 @@ def _args_release(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="a new folder for the release (outside the kit's checkout)")
 
 
+def _args_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("engine", choices=("gradescope", "github-classroom"), help="where the lab's checks will run")
+    _lab(p)
+    p.add_argument("--out", required=True, help="gradescope: the zip to write (e.g. autograder.zip); github-classroom: the template repository's folder")
+    p.add_argument("--heldout", help="gradescope: the held-out data folder the hidden checks grade on (it rides in the zip)")
+    p.add_argument("--leaderboard", action="store_true", help="gradescope: add a leaderboard (score, grading time) to each results.json")
+    p.add_argument("--min-score", type=float, help="github-classroom: the public-check score below which the workflow fails")
+
+
+def _args_collect(p: argparse.ArgumentParser) -> None:
+    _lab(p)
+    p.add_argument("sources", nargs="+", help="folders (or files) holding results.json files: grade-all output, Gradescope results, downloaded artefacts")
+    p.add_argument("--out", required=True, help="where to write grades.csv, summary.md and one folder per team")
+    p.add_argument("--course", help="also import the scores into this nbgrader course's gradebook")
+
+
 def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out", help="where to put the site and the reports (default: out)")
     p.add_argument("--no-site", action="store_true", help="skip building the book and slides")
@@ -316,6 +372,8 @@ VERBS: dict[str, Verb] = {
     "nbgrader-import": (cmd_nbgrader_import, _args_nbgrader_import, "write harness scores into the nbgrader gradebook as locked task cells' grades"),
     "nbgrader-cells": (cmd_nbgrader_cells, _args_nbgrader_cells, "add or refresh a lab's locked harness task cells in an nbgrader source notebook"),
     "site": (cmd_site, _args_site, "build the book and the slides into one static site, offline"),
+    "export": (cmd_export, _args_export, "write a lab for another engine: a Gradescope autograder zip, or a GitHub Classroom workflow"),
+    "collect": (cmd_collect, _args_collect, "merge teams' results.json from any engine into grades.csv, a class summary and the gradebook import"),
     "demo": (cmd_demo, _args_demo, "the main job: build the site, grade the serving lab's reference and a mutant"),
 }
 
