@@ -128,3 +128,25 @@ def test_team_code_may_import_the_data_loader_and_nothing_else_of_the_kit():
     names = {p.relative_to(p.parents[1]).as_posix() for p in team_modules()}
     assert {"autograder/__init__.py", "autograder/data.py", "autograder/errors.py"} <= names
     assert not [n for n in names if n.startswith(("autograder/engine", "autograder/checks", "autograder/integrations"))]
+
+
+@pytest.mark.skipif(not is_root(), reason="the fallback is the root runner's")
+def test_as_root_without_a_working_bubblewrap_teams_still_get_their_uid_and_the_report_says_what_is_missing(tmp_path, monkeypatch):
+    from autograder.engine import sandbox as sandbox_module
+    from autograder.engine.jail import bwrap_problem
+    from autograder.engine.spec import find_lab, load_submission
+
+    assert bwrap_problem() is None, "bubblewrap works on this machine (make system-deps)"
+    monkeypatch.setattr(sandbox_module, "bwrap_problem", lambda: "bubblewrap cannot make its namespaces here: test")
+    monkeypatch.setenv("SHIPML_WORKSPACE", str(tmp_path / "ws"))
+    folder = make_fixture_submission(tmp_path / "class", "healthy")
+    sandbox = sandbox_module.Sandbox(load_submission(folder, find_lab(str(ENGINE_FIXTURE))), hidden=[])
+    try:
+        text = "\n".join(sandbox.isolation)
+        assert "processes: NOT isolated (bubblewrap cannot make its namespaces here: test)" in text
+        assert "NOT an allow-list view" in text and "team-wide through cgroups" in text
+        result = sandbox.run("id -u; pwd; touch made-here", timeout=10)
+        assert result.output.split() == [str(sandbox.uid), str(sandbox.copy)], result.output
+        assert os.stat(sandbox.copy / "made-here").st_uid == sandbox.uid
+    finally:
+        sandbox.close()

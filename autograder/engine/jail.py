@@ -32,7 +32,10 @@ namespace. This chain is what makes the team die with the grader, even one kille
 from __future__ import annotations
 
 import ast
+import functools
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -173,3 +176,25 @@ def bwrap_argv(
     argv += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all"]
     argv += ["--bounding-set=-all", "--no-new-privs", "--", "/bin/sh", "-c", command]
     return argv
+
+
+@functools.cache
+def bwrap_problem() -> str | None:
+    """Why bubblewrap cannot give a team its view here, or None when it can.
+
+    Tried once per grader, with the same namespaces, capabilities and uid drop as a team's
+    command: a container may ship ``bwrap`` but forbid the namespaces it needs.
+    """
+    if shutil.which("bwrap") is None:
+        return "bubblewrap is not installed (apt-get install bubblewrap)"
+    argv = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--ro-bind", "/", "/"]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--cap-add", "CAP_SETUID"]
+    argv += ["--cap-add", "CAP_SETGID", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", "true"]
+    try:
+        probe = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap does not run here: {exc}"
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or [f"exit code {probe.returncode}"])[-1]
+        return f"bubblewrap cannot make its namespaces here: {last}"
+    return None

@@ -46,9 +46,8 @@ from autograder.checkapi import CommandResult
 from autograder.checkapi import last_lines as tail_lines
 from autograder.engine import workspace
 from autograder.engine.cgroups import TeamCgroup, uid_of
-from autograder.engine.jail import bwrap_argv, package_dir
+from autograder.engine.jail import bwrap_argv, bwrap_problem, package_dir
 from autograder.engine.spec import SubmissionSpec
-from autograder.errors import ShipmlError
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
@@ -197,7 +196,7 @@ class Process:
             else:
                 # Like systemd's stop: SIGTERM to every team process of this command, none to
                 # bwrap's own two (root) processes, whose death would kill the rest at once.
-                for pid in _descendants(self.popen.pid):
+                for pid in [self.popen.pid, *_descendants(self.popen.pid)]:
                     if uid_of(pid) == self.team_uid:
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(pid, signal.SIGTERM)
@@ -275,10 +274,10 @@ class Sandbox:
 
     def __post_init__(self) -> None:
         self.root_mode = os.geteuid() == 0
-        if self.root_mode and shutil.which("bwrap") is None:
-            raise ShipmlError(
-                "grading as root needs bubblewrap for the sandbox: apt-get install bubblewrap (or run 'make system-deps')"
-            )
+        # As root without a working bubblewrap (not installed, or a container that forbids its
+        # namespaces), teams still get their own uid, cgroup and tmpfs, and the report says
+        # what is missing, rather than every team failing every check.
+        self.no_bwrap = bwrap_problem() if self.root_mode else None
         base = self.workspace_root or workspace.default_base()
         self.cleaned = workspace.sweep(base) if self.root_mode else []
         # A uid no other process uses, so RLIMIT_NPROC and kill() cannot touch anyone else.
@@ -295,6 +294,8 @@ class Sandbox:
         # The exchange folders' parent belongs to root, so the team cannot swap an exchange
         # folder for a symlink while the harness writes a command's input into it.
         self.io_root.mkdir(mode=0o755)
+        if self.root_mode and self.no_bwrap:
+            os.chmod(self.workspace, 0o711)  # no bwrap view: the team's uid must pass through it
         self._pending: list[Path] = []
         self.group: TeamCgroup | None = None
         if self.uid is not None:
@@ -329,15 +330,27 @@ class Sandbox:
             ]
         assert self.group is not None
         disk = f"a {lim.disk_mb} MiB tmpfs" if self.mounted else "NOT size-limited (tmpfs mount failed)"
-        names = {"memory": f"memory {lim.memory_mb} MiB", "pids": f"{lim.nproc} processes", "cpu": "an equal CPU share"}
-        held = [f"{names[c]} ({how})" for c, (how, _) in self.group.where.items()]
-        missing = [names[c] for c in names if c not in self.group.where]
-        lines = [
+        isolation = [
             f"processes: bubblewrap (own PID, mount, IPC and UTS namespaces, own /proc), uid {self.uid} without "
             "capabilities or new privileges; killed with the grader, even by SIGKILL",
             "filesystem: allow-list view: system directories and the interpreter read-only, the kit's data "
             f"loader only, its own 0700 workspace ({disk}), private /tmp, /var/tmp and /dev/shm "
             f"({lim.tmp_mb} MiB each)",
+        ]
+        if self.no_bwrap:
+            isolation = [
+                f"processes: NOT isolated ({self.no_bwrap}): the team's commands run as uid {self.uid}, in the "
+                "host's namespaces; they see the host's /proc, and a process that leaves its session may outlive "
+                "a grader killed by SIGKILL until the next run's sweep",
+                "filesystem: NOT an allow-list view: the team's uid reads whatever the host lets any user read "
+                f"(the kit checkout included) and writes the host's /tmp, /var/tmp and /dev/shm; its own 0700 "
+                f"workspace ({disk}). Install bubblewrap, or grade where it can make namespaces (README, 'Without root')",
+            ]
+        names = {"memory": f"memory {lim.memory_mb} MiB", "pids": f"{lim.nproc} processes", "cpu": "an equal CPU share"}
+        held = [f"{names[c]} ({how})" for c, (how, _) in self.group.where.items()]
+        missing = [names[c] for c in names if c not in self.group.where]
+        lines = [
+            *isolation,
             "limits: team-wide through cgroups: " + (", ".join(held) or "none")
             + (f"; NOT team-wide (no cgroup controller): {', '.join(missing)}" if missing else "")
             + f"; per process: memory {lim.memory_mb} MiB, CPU {lim.cpu_seconds} s, files {lim.fsize_mb} MiB; "
@@ -349,7 +362,7 @@ class Sandbox:
         return render_command(template, data=self.data_dir, **values)
 
     def _argv(self, command: str) -> list[str]:
-        if self.uid is None:
+        if self.uid is None or self.no_bwrap:
             return ["/bin/sh", "-c", command]
         return bwrap_argv(
             uid=self.uid,
@@ -368,7 +381,7 @@ class Sandbox:
         env.update(
             HOME=str(self.copy),
             # As root, the kit's package folder holds only the modules teams may import (jail.py).
-            PYTHONPATH=str(self.copy) if self.uid is None else f"{self.copy}:{package_dir().parent}",
+            PYTHONPATH=str(self.copy) if self.uid is None or self.no_bwrap else f"{self.copy}:{package_dir().parent}",
             PYTHONDONTWRITEBYTECODE="1",
             PYTHONUNBUFFERED="1",
             OMP_NUM_THREADS="1",
@@ -385,14 +398,22 @@ class Sandbox:
                 os.chown(folder, self.uid, self.uid)
             self._pending.clear()
             fds = self.group.join_fds()
-            limits = self.limits
+            limits, uid, drop = self.limits, self.uid, bool(self.no_bwrap)
 
             def setup() -> None:
                 TeamCgroup.join_child(fds)
                 _set_rlimits(limits)
+                if drop:  # no bwrap and setpriv: drop to the team's uid here
+                    os.setgroups([])
+                    os.setgid(uid)
+                    os.setuid(uid)
+                    die_with_parent()  # again: the kernel cleared it on the uid change
 
+            cwd = self.copy if drop else None
             try:
-                return start_process(self._argv(command), env=self._env(), output_bytes=self.limits.output_bytes, setup=setup, team_uid=self.uid)
+                return start_process(
+                    self._argv(command), env=self._env(), output_bytes=self.limits.output_bytes, cwd=cwd, setup=setup, team_uid=self.uid
+                )
             finally:
                 for fd in fds:
                     os.close(fd)
