@@ -150,3 +150,37 @@ def test_as_root_without_a_working_bubblewrap_teams_still_get_their_uid_and_the_
         assert os.stat(sandbox.copy / "made-here").st_uid == sandbox.uid
     finally:
         sandbox.close()
+
+
+@pytest.mark.skipif(not is_root(), reason="the CPU share is a cgroup limit of the root runner")
+def test_a_team_with_many_busy_processes_gets_no_more_cpu_than_a_team_with_one(tmp_path, monkeypatch):
+    """Two teams at once: eight busy processes against one. With a share per team, the one
+    process gets about as much CPU as all eight together; without, about an eighth of it."""
+    import threading
+
+    from autograder.engine.sandbox import Sandbox
+    from autograder.engine.spec import find_lab, load_submission
+
+    if "cpu" not in {c for h in hierarchies() for c in h.controllers}:
+        pytest.skip("no cpu controller on this machine")
+    monkeypatch.setenv("SHIPML_WORKSPACE", str(tmp_path / "ws"))
+    lab = find_lab(str(ENGINE_FIXTURE))
+    boxes = [Sandbox(load_submission(make_fixture_submission(tmp_path / name, "healthy"), lab), hidden=[]) for name in ("many", "one")]
+    burn = "{python} -c 'import time\nend = time.monotonic() + 4\nwhile time.monotonic() < end: pass\nprint(time.process_time())'"
+    results = {}
+    try:
+        # Each in a session of its own, so the kernel's per-session fairness (autogroup) does
+        # not do the cgroup's job.
+        many = boxes[0].render(" & ".join([f"setsid -w {burn}"] * 8) + " & wait")
+        one = boxes[1].render(burn)
+        threads = [threading.Thread(target=lambda k=k, b=b, c=c: results.__setitem__(k, b.run(c, 30))) for k, b, c in (("many", boxes[0], many), ("one", boxes[1], one))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        for box in boxes:
+            box.close()
+    many_cpu = sum(float(x) for x in results["many"].output.split())
+    one_cpu = float(results["one"].output.split()[0])
+    assert one_cpu > 0.5 * many_cpu, f"one process {one_cpu:.2f} s of CPU, eight processes {many_cpu:.2f} s together"
