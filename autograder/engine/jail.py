@@ -152,6 +152,12 @@ def bwrap_argv(
             bound.append(path)
     hidden = [h.resolve() for h in hidden]
     argv += [a for h in hidden if any(_under(h, b) for b in bound) for a in _mask(h)]
+    # The private tmp folders before the interpreter: a kit (and its venv) checked out under /tmp,
+    # as a CI clone may be, must stay visible on top of the private /tmp.
+    for private in ("/tmp", "/var/tmp", "/dev/shm"):
+        argv += view.parents(Path(private), bound)
+        argv += ["--perms", "1777", "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", private]
+        view.made.add(Path(private))
     interpreters = interpreter_dirs()
     for path in interpreters:
         if not any(_under(path, b) for b in bound):
@@ -163,10 +169,6 @@ def bwrap_argv(
     for module in team_modules():
         argv += _ro(module)
     argv += ["--proc", "/proc", "--dev", "/dev"]
-    for private in ("/tmp", "/var/tmp", "/dev/shm"):
-        argv += view.parents(Path(private), bound)
-        argv += ["--perms", "1777", "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", private]
-        view.made.add(Path(private))
     # After the private tmp folders: the workspace usually lies under /var/tmp.
     for path in read_only:
         argv += view.parents(path, bound) + _ro(path)

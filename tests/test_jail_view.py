@@ -1,0 +1,19 @@
+"""The sandbox's view when the kit and its interpreter live under /tmp (a CI clone may): the
+private /tmp must not cover the interpreter, or every team command fails with 'not found'."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from autograder.engine import jail
+
+
+def test_the_interpreter_under_tmp_is_bound_over_the_private_tmp(monkeypatch, tmp_path):
+    venv = tmp_path / "kit" / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    monkeypatch.setattr(jail, "interpreter_dirs", lambda: [venv])
+    argv = jail.bwrap_argv(uid=230000, cwd=tmp_path, read_write=[], read_only=[], hidden=[], tmp_mb=16, command="true")
+    private_tmp = max(i for i, a in enumerate(argv) if a == "--tmpfs" and argv[i + 1] == "/tmp")
+    bind = next(i for i, a in enumerate(argv) if a == "--ro-bind" and argv[i + 1] == str(venv))
+    assert private_tmp < bind, "the interpreter is bound after (on top of) the private /tmp"
+    assert str(Path(tmp_path)).startswith("/tmp"), "the test's own folder lies under /tmp"
