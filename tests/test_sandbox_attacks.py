@@ -10,7 +10,8 @@ asserts the same four things:
 - other grade intact: the victim still scores 10 of 10, in its results and in grades.csv;
 - no leftovers: no process of a team uid whose grader is gone, no workspace, mount or cgroup.
   (A team uid is 200000 + its grader's pid: on a machine whose real users have uids that high,
-  run this suite elsewhere.)
+  run this suite elsewhere. A grader that another test run SIGKILLs at the same moment may show
+  up here as a leftover until that run's sweep: run one suite at a time, as CI does.)
 
 Set ``SHIPML_ATTACK_TABLE`` to a file to collect one JSON line per attack (the before/after
 table of issue 11). Workspaces go to a folder of this run's own (``SHIPML_WORKSPACE``), so that
