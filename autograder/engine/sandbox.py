@@ -22,35 +22,28 @@ says plainly what is not isolated.
 
 from __future__ import annotations
 
-import collections
-import contextlib
-import ctypes
 import os
 import resource
 import shlex
 import shutil
-import signal
-import socket
 import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.checkapi import CommandResult
-from autograder.checkapi import last_lines as tail_lines
 from autograder.engine import workspace
-from autograder.engine.cgroups import TeamCgroup, uid_of
+from autograder.engine.cgroups import TeamCgroup
 from autograder.engine.jail import bwrap_argv, bwrap_problem, package_dir
+from autograder.engine.process import OutputTail, Process, die_with_parent, free_port, start_process
 from autograder.engine.spec import SubmissionSpec
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_PR_SET_PDEATHSIG = 1
+# Re-exported: the service, the test runner and the benchmarks import these from here.
+__all__ = ["Limits", "OutputTail", "Process", "Sandbox", "die_with_parent", "free_port", "render_command", "start_process"]
 
 
 @dataclass(frozen=True)
@@ -66,190 +59,10 @@ class Limits:
     output_bytes: int = 256 * 1024
 
 
-class OutputTail:
-    """Keeps the first and the last bytes of a stream and counts the rest.
-
-    A team's process can print without end; we keep memory bounded by construction instead of
-    hoping it stops (``collections.deque`` of chunks with a byte budget).
-    """
-
-    def __init__(self, budget: int) -> None:
-        self.head = bytearray()
-        self.tail: collections.deque[bytes] = collections.deque()
-        self.tail_size = 0
-        self.total = 0
-        self.budget = budget
-        self._lock = threading.Lock()
-
-    def feed(self, chunk: bytes) -> None:
-        with self._lock:
-            self.total += len(chunk)
-            room = self.budget // 4 - len(self.head)
-            if room > 0:
-                self.head += chunk[:room]
-                chunk = chunk[room:]
-            if chunk:
-                self.tail.append(chunk)
-                self.tail_size += len(chunk)
-                while self.tail_size > self.budget - self.budget // 4 and len(self.tail) > 1:
-                    self.tail_size -= len(self.tail.popleft())
-
-    @property
-    def truncated(self) -> bool:
-        return self.total > len(self.head) + self.tail_size
-
-    def text(self, last_lines: int | None = None) -> str:
-        with self._lock:
-            tail = b"".join(self.tail)
-            head = bytes(self.head)
-        if self.truncated:
-            skipped = self.total - len(head) - len(tail)
-            body = head.decode(errors="replace") + f"\n[... {skipped} bytes of output skipped ...]\n" + tail.decode(errors="replace")
-        else:
-            body = (head + tail).decode(errors="replace")
-        if last_lines is not None:
-            body = tail_lines(body, last_lines)
-        return body
-
-    def pump(self, stream: object) -> threading.Thread:
-        def run() -> None:
-            read = stream.read1  # type: ignore[attr-defined]
-            while chunk := read(65536):
-                self.feed(chunk)
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread
-
-
-def die_with_parent() -> None:
-    # If the grading process dies (even by SIGKILL), the kernel kills this child too. The child
-    # must keep its uid: the kernel clears this signal on a uid change (see jail.py).
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
 def render_command(template: str, *, data: Path, **values: str | int) -> str:
     """A submission.toml command with its placeholders filled in, each value shell-quoted."""
     base: dict[str, str | int] = {"python": sys.executable, "data": str(data), **values}
     return template.format(**{k: shlex.quote(str(v)) for k, v in base.items()})
-
-
-def start_process(
-    argv: list[str],
-    *,
-    env: dict[str, str] | None,
-    output_bytes: int,
-    cwd: Path | None = None,
-    setup: Callable[[], None] | None = None,
-    team_uid: int | None = None,
-) -> Process:
-    """Start ``argv`` in a session of its own, its output pumped into a bounded buffer.
-
-    ``setup`` runs in the child between fork and exec (after the parent-death signal is set).
-    """
-
-    def child() -> None:
-        die_with_parent()
-        if setup is not None:
-            setup()
-
-    popen = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=cwd,
-        start_new_session=True,
-        preexec_fn=child,
-    )
-    output = OutputTail(output_bytes)
-    assert popen.stdout is not None
-    return Process(" ".join(argv), popen, output, time.monotonic(), output.pump(popen.stdout), team_uid)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Process:
-    """A running team command (a service) and its output."""
-
-    command: str
-    popen: subprocess.Popen[bytes]
-    output: OutputTail
-    started: float
-    pump: threading.Thread
-    team_uid: int | None = None  # set when the command runs under bwrap as that uid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, grace: float = 3.0) -> None:
-        """Ask the command's processes to stop, then kill all of them."""
-        if self.popen.poll() is None:
-            if self.team_uid is None:
-                _signal_tree(self.popen.pid, signal.SIGTERM)
-            else:
-                # Like systemd's stop: SIGTERM to every team process of this command, none to
-                # bwrap's own two (root) processes, whose death would kill the rest at once.
-                for pid in [self.popen.pid, *_descendants(self.popen.pid)]:
-                    if uid_of(pid) == self.team_uid:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, signal.SIGTERM)
-            try:
-                self.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
-        _kill_tree(self.popen)
-        self.pump.join(1.0)
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []
-    for task in tasks:
-        try:
-            found += [int(p) for p in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        for child in _children(todo.pop()):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _signal_tree(pid: int, sig: int) -> None:
-    for target in _children(pid) or [pid]:
-        try:
-            os.kill(target, sig)
-        except ProcessLookupError:
-            pass
-
-
-def _kill_tree(popen: subprocess.Popen[bytes]) -> None:
-    # Under bwrap, killing its first process is enough: the second one (the namespace's PID 1)
-    # dies with it by its parent-death signal, and the kernel kills the rest of the namespace.
-    try:
-        os.killpg(popen.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        popen.wait(5)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def _set_rlimits(limits: Limits) -> None:
