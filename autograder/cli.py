@@ -26,10 +26,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _hidden_paths(submission: Path, out: Path | None) -> list[Path]:
+def _hidden_paths(submission: Path, out: Path | None, heldout: Path | None = None) -> list[Path]:
     """What a team's processes must never see: the whole kit checkout (its data with the
     held-out period, the labs with their references and mutants, ``.git``, tests, book), the
-    grading output and the other submissions next to this one.
+    instructor's held-out data, the grading output and the other submissions next to this one.
 
     The sandbox's view is an allow-list, so none of these is visible in the first place; the
     list matters where one of them lies inside a folder the view allows (a kit checked out
@@ -38,6 +38,8 @@ def _hidden_paths(submission: Path, out: Path | None) -> list[Path]:
     from autograder.paths import KIT_ROOT
 
     paths = [KIT_ROOT, DATASETS_DIR, LABS_DIR]
+    if heldout is not None:
+        paths.append(heldout.resolve())
     if out is not None:
         paths.append(out.resolve())
     parent = submission.resolve().parent
@@ -79,7 +81,7 @@ def _grade(args: argparse.Namespace, hidden: bool) -> int:
 
         if not quiet:
             console.print(f"[bold]{lab.lab.title}[/]: grading '{submission.team.name}' ({'all' if hidden else 'public'} checks)")
-        result = grade(lab, submission, data=data, hidden_paths=_hidden_paths(Path(args.dir), out), public_data=public, on_check=show)
+        result = grade(lab, submission, data=data, hidden_paths=_hidden_paths(Path(args.dir), out, heldout), public_data=public, on_check=show)
     paths = write_reports(result, out)
     if not quiet:
         console.print(f"[bold]Score: {result.score:g} / {result.max_score:g}[/]")
