@@ -231,6 +231,11 @@ def _render_markdown(text: str, rel: str, public: set[str], dirs: set[str]) -> s
             return href
         path, _, frag = href.partition("#")
         target = posixpath.normpath(posixpath.join(here, path))
+        if target.startswith("../../book/") and target.endswith(".md"):
+            # A link from a lab (labs/<name>/ in the repository and on the site) into the book,
+            # which is the site's root: the book's page of that file.
+            out = posixpath.relpath("../../" + target[len("../../book/"):-3] + ".html", here or ".")
+            return out + (f"#{frag}" if frag else "")
         if target.startswith("../") or target == "..":
             return None
         if target == ".":
@@ -244,7 +249,8 @@ def _render_markdown(text: str, rel: str, public: set[str], dirs: set[str]) -> s
         out = posixpath.relpath(out, here or ".")
         return out + (f"#{frag}" if frag else "")
 
-    def link_open(tokens: list, idx: int, options: dict, env: dict) -> str:
+    # add_render_rule binds each rule to the renderer: the first argument is the renderer.
+    def link_open(_renderer: object, tokens: list, idx: int, options: dict, env: dict) -> str:
         token = tokens[idx]
         href = resolve(token.attrGet("href") or "")
         if href is None:
@@ -257,7 +263,7 @@ def _render_markdown(text: str, rel: str, public: set[str], dirs: set[str]) -> s
         token.attrSet("href", href)
         return md.renderer.renderToken(tokens, idx, options, env)
 
-    def link_close(tokens: list, idx: int, options: dict, env: dict) -> str:
+    def link_close(_renderer: object, tokens: list, idx: int, options: dict, env: dict) -> str:
         # Find the matching link_open (links do not nest).
         for j in range(idx - 1, -1, -1):
             if tokens[j].type == "link_open":
@@ -266,7 +272,7 @@ def _render_markdown(text: str, rel: str, public: set[str], dirs: set[str]) -> s
                 break
         return md.renderer.renderToken(tokens, idx, options, env)
 
-    def image(tokens: list, idx: int, options: dict, env: dict) -> str:
+    def image(_renderer: object, tokens: list, idx: int, options: dict, env: dict) -> str:
         token = tokens[idx]
         src = resolve(token.attrGet("src") or "")
         if src is None:
