@@ -166,7 +166,9 @@ def test_a_team_with_many_busy_processes_gets_no_more_cpu_than_a_team_with_one(t
     monkeypatch.setenv("SHIPML_WORKSPACE", str(tmp_path / "ws"))
     lab = find_lab(str(ENGINE_FIXTURE))
     boxes = [Sandbox(load_submission(make_fixture_submission(tmp_path / name, "healthy"), lab), hidden=[]) for name in ("many", "one")]
-    burn = "{python} -c 'import time\nend = time.monotonic() + 4\nwhile time.monotonic() < end: pass\nprint(time.process_time())'"
+    # One write per process (print would write the number and the newline apart, and eight
+    # processes sharing a pipe could interleave them).
+    burn = "{python} -c 'import sys, time\nend = time.monotonic() + 4\nwhile time.monotonic() < end: pass\nsys.stdout.write(str(time.process_time()) + chr(10))'"
     results = {}
     try:
         # Each in a session of its own, so the kernel's per-session fairness (autogroup) does
