@@ -38,6 +38,8 @@ from pathlib import Path
 import pytest
 from conftest import ENGINE_FIXTURE, REPO, is_root, shipml
 
+from autograder.engine.cgroups import uid_of
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not is_root(), reason="the sandbox isolates only as root; CI runs as root"),
@@ -104,23 +106,13 @@ def _start_time(pid: int) -> int | None:
         return None
 
 
-def _real_uid(pid: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("Uid:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def orphaned_team_processes() -> list[str]:
     """Processes of a team uid (200000 + its grader's pid) whose grader is gone."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        uid = _real_uid(entry)
+        uid = uid_of(int(entry))
         if uid is None or uid < TEAM_UID_BASE:
             continue
         mine, grader = _start_time(int(entry)), _start_time(uid - TEAM_UID_BASE)
@@ -450,7 +442,7 @@ def test_grader_sigkilled_mid_check(classroom):
             with contextlib.suppress(OSError):
                 # The daemon itself, not bwrap (root), whose command line holds the token too.
                 if entry.isdigit() and token.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    found = _real_uid(entry)
+                    found = uid_of(int(entry))
                     uid = found if found is not None and found >= TEAM_UID_BASE else uid
         time.sleep(0.1)
     if uid is not None:
@@ -458,9 +450,9 @@ def test_grader_sigkilled_mid_check(classroom):
         time.sleep(1.0)  # mid-check: the requests check is waiting on the hanging service
         os.kill(grader, signal.SIGKILL)
         killed = time.monotonic()
-        while time.monotonic() - killed < 2.0 and [e for e in os.listdir("/proc") if e.isdigit() and _real_uid(e) == uid]:
+        while time.monotonic() - killed < 2.0 and [e for e in os.listdir("/proc") if e.isdigit() and uid_of(int(e)) == uid]:
             time.sleep(0.05)
-        alive = [e for e in os.listdir("/proc") if e.isdigit() and _real_uid(e) == uid]
+        alive = [e for e in os.listdir("/proc") if e.isdigit() and uid_of(int(e)) == uid]
         row.contained = not alive
         row.evidence = f"{len(alive)} process(es) of uid {uid} alive 2 s after the SIGKILL"
     else:
