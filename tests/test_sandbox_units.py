@@ -8,6 +8,8 @@ grade on here (cgroup v2 with controllers, no cgroups at all, no root).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -131,23 +133,53 @@ def test_team_code_may_import_the_data_loader_and_nothing_else_of_the_kit():
 
 
 @pytest.mark.skipif(not is_root(), reason="the fallback is the root runner's")
-def test_as_root_without_a_working_bubblewrap_teams_still_get_their_uid_and_the_report_says_what_is_missing(tmp_path, monkeypatch):
+def test_as_root_without_a_working_bubblewrap_teams_still_get_their_uid_and_the_report_says_what_is_missing(tmp_path, monkeypatch, request):
     from autograder.engine import sandbox as sandbox_module
     from autograder.engine.jail import bwrap_problem
     from autograder.engine.spec import find_lab, load_submission
 
     assert bwrap_problem() is None, "bubblewrap works on this machine (make system-deps)"
     monkeypatch.setattr(sandbox_module, "bwrap_problem", lambda: "bubblewrap cannot make its namespaces here: test")
-    monkeypatch.setenv("SHIPML_WORKSPACE", str(tmp_path / "ws"))
     folder = make_fixture_submission(tmp_path / "class", "healthy")
-    sandbox = sandbox_module.Sandbox(load_submission(folder, find_lab(str(ENGINE_FIXTURE))), hidden=[])
+    # Two hidden folders, as a Gradescope container holds them: one closed (0700, as the
+    # export's run_autograder leaves /autograder/source), one left open to every user.
+    # Under /var/tmp, which every user may pass through (pytest's tmp_path is closed to others).
+    base = Path(tempfile.mkdtemp(prefix="hidden-probe-", dir="/var/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(base))
+    closed, open_ = base / "closed", base / "open"
+    for hidden in (closed, open_):
+        hidden.mkdir()
+        (hidden / "labels.csv").write_text("flight,late\n1,1\n")
+    os.chmod(base, 0o755)
+    os.chmod(closed, 0o700)
+    monkeypatch.setenv("SHIPML_WORKSPACE", str(base / "ws"))
+    os.chmod(open_, 0o755)
+    sandbox = sandbox_module.Sandbox(load_submission(folder, find_lab(str(ENGINE_FIXTURE))), hidden=[closed, open_])
     try:
         text = "\n".join(sandbox.isolation)
         assert "processes: NOT isolated (bubblewrap cannot make its namespaces here: test)" in text
         assert "NOT an allow-list view" in text and "team-wide through cgroups" in text
+        assert sandbox.exposed() == [open_] and f"READABLE by the team's uid (any user may read {open_})" in text
         result = sandbox.run("id -u; pwd; touch made-here", timeout=10)
         assert result.output.split() == [str(sandbox.uid), str(sandbox.copy)], result.output
         assert os.stat(sandbox.copy / "made-here").st_uid == sandbox.uid
+        # The file permissions are what keeps the closed folder from the team; the open one it reads.
+        probe = sandbox.run(f"cat {closed}/labels.csv; echo; cat {open_}/labels.csv", timeout=10)
+        assert "Permission denied" in probe.output and "flight,late" in probe.output, probe.output
+        # The data loader resolves as under bubblewrap (a copy in the workspace, which the team
+        # cannot change); the grader's own modules do not. (The system's python3: this
+        # machine's venv lies under /root, closed to the team's uid; find_spec does not run the
+        # modules, so pandas is not needed.)
+        find = "/usr/bin/python3 -c 'import importlib.util as u; print(u.find_spec(\"{}\") and u.find_spec(\"{}\").origin)'"
+        imports = sandbox.run(
+            find.format("autograder.data", "autograder.data") + "; " + find.format("autograder.engine", "autograder.engine")
+            + "; /usr/bin/python3 -c 'import importlib.util as u; open(u.find_spec(\"autograder.data\").origin, \"a\")' 2>&1 | tail -1",
+            timeout=60,
+        )
+        lines = imports.output.strip().splitlines()
+        assert lines[0] == str(sandbox.workspace / "kit" / "autograder" / "data.py"), imports.output
+        assert lines[1] == "None", imports.output
+        assert lines[2].startswith("PermissionError"), imports.output
     finally:
         sandbox.close()
 

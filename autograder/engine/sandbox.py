@@ -38,7 +38,7 @@ from pathlib import Path
 from autograder.checkapi import CommandResult
 from autograder.engine import workspace
 from autograder.engine.cgroups import TeamCgroup
-from autograder.engine.jail import bwrap_argv, bwrap_problem, package_dir
+from autograder.engine.jail import bwrap_argv, bwrap_problem, package_dir, team_modules
 from autograder.engine.process import OutputTail, Process, die_with_parent, free_port, start_process
 from autograder.engine.spec import SubmissionSpec
 
@@ -107,8 +107,10 @@ class Sandbox:
         # The exchange folders' parent belongs to root, so the team cannot swap an exchange
         # folder for a symlink while the harness writes a command's input into it.
         self.io_root.mkdir(mode=0o755)
+        self.kit_copy: Path | None = None
         if self.root_mode and self.no_bwrap:
             os.chmod(self.workspace, 0o711)  # no bwrap view: the team's uid must pass through it
+            self.kit_copy = self._copy_team_modules()
         self._pending: list[Path] = []
         self.group: TeamCgroup | None = None
         if self.uid is not None:
@@ -129,6 +131,38 @@ class Sandbox:
         # when the *thread* that forked a child exits, so a service started from a short-lived
         # check thread would be killed when that check ends.
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+
+    def _copy_team_modules(self) -> Path:
+        """Without bubblewrap's view, the kit modules teams may import (``jail.team_modules``)
+        are copied into the workspace, root-owned and read-only, and go on ``PYTHONPATH``: the
+        team's ``{python}`` imports the data loader as under bubblewrap, and the kit folder
+        itself (its hidden data) can stay closed to the team's uid (a Gradescope container)."""
+        dest = self.workspace / "kit"
+        package = package_dir()
+        for source in team_modules(package):
+            target = dest / source.relative_to(package.parent)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            os.chmod(target, 0o644)
+        for folder in (dest, *(p for p in dest.rglob("*") if p.is_dir())):
+            os.chmod(folder, 0o755)
+        return dest
+
+    def exposed(self) -> list[Path]:
+        """The hidden paths that any user may read (every folder above them passable by
+        others, the path itself readable by others): without bubblewrap's view, the team's uid
+        reads these."""
+        found = []
+        for path in self.hidden:
+            try:
+                chain = [path, *path.parents]
+                modes = [os.stat(p).st_mode for p in chain]
+            except OSError:
+                continue
+            wanted = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(modes[0]) else 0)
+            if modes[0] & wanted == wanted and all(m & stat.S_IXOTH for m in modes[1:]):
+                found.append(path)
+        return found
 
     def _describe(self) -> list[str]:
         lim = self.limits
@@ -159,6 +193,13 @@ class Sandbox:
                 f"(the kit checkout included) and writes the host's /tmp, /var/tmp and /dev/shm; its own 0700 "
                 f"workspace ({disk}). Install bubblewrap, or grade where it can make namespaces (README, 'Without root')",
             ]
+            open_to_all = self.exposed()
+            isolation.append(
+                "hidden data: READABLE by the team's uid (any user may read "
+                + ", ".join(map(str, open_to_all)) + "): close it (chmod 700 its folder) before grading"
+                if open_to_all else
+                f"hidden data: closed to the team's uid by file permissions ({len(self.hidden)} hidden paths, none readable by other users)"
+            )
         names = {"memory": f"memory {lim.memory_mb} MiB", "pids": f"{lim.nproc} processes", "cpu": "an equal CPU share"}
         held = [f"{names[c]} ({how})" for c, (how, _) in self.group.where.items()]
         missing = [names[c] for c in names if c not in self.group.where]
@@ -187,6 +228,13 @@ class Sandbox:
             command=command,
         )
 
+    def _pythonpath(self) -> str:
+        if self.uid is None:
+            return str(self.copy)  # not root: the kit is the user's own install
+        if self.kit_copy is not None:
+            return f"{self.copy}:{self.kit_copy}"
+        return f"{self.copy}:{package_dir().parent}"
+
     def _env(self) -> dict[str, str]:
         # The same plain environment under `check` and `grade`, with nothing that names the
         # grader: a team's service cannot tell that it is being graded, or by which checks.
@@ -194,7 +242,7 @@ class Sandbox:
         env.update(
             HOME=str(self.copy),
             # As root, the kit's package folder holds only the modules teams may import (jail.py).
-            PYTHONPATH=str(self.copy) if self.uid is None or self.no_bwrap else f"{self.copy}:{package_dir().parent}",
+            PYTHONPATH=self._pythonpath(),
             PYTHONDONTWRITEBYTECODE="1",
             PYTHONUNBUFFERED="1",
             OMP_NUM_THREADS="1",
