@@ -2,7 +2,9 @@
 #   make demo   installs the kit into .venv and runs its main job on the bundled defaults
 #   make test   installs the kit with its dev tools and runs the tests
 # Both work on a fresh clone; `make test` also installs the system packages the tests need
-# (Debian: chromium for the browser tests, wrk for the load benchmark) when run as root.
+# (Debian: chromium for the browser tests, wrk for the load benchmark, bubblewrap for the
+# sandbox, docker.io and debootstrap for the simulated Gradescope) when run as root. No
+# service is left running: the Gradescope test starts its own dockerd and stops it by its PID.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -33,6 +35,8 @@ system-deps:
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  command -v wrk >/dev/null || missing="$$missing wrk"; \
 	  command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	  command -v dockerd >/dev/null || missing="$$missing docker.io"; \
+	  command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
 	fi
 

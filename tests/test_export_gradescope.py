@@ -1,27 +1,21 @@
-"""The Gradescope export, proven by a simulated Gradescope run.
+"""The Gradescope export, proven by a simulated Gradescope run (tests/gradescope_sim.py).
 
-Where the simulation runs, and why not in Docker: Gradescope builds one container per
-assignment from the zip and runs ``run_autograder`` in a fresh copy per submission. A Docker
-engine here needs ``apt-get install docker.io``, a ``dockerd`` and a base image made with
-debootstrap (about 72 s and a Debian mirror, FIELD-NOTES "Containers"), and installing the kit
-inside it downloads every wheel again: a test that downloads at run time, and minutes of CI
-that the suite (about 30 minutes on 2 cores) cannot spare. So, as the issue allows, the test
-builds the same paths in a private tree: bubblewrap gives the run a mount namespace whose
-``/autograder`` is a fresh temporary folder (``source`` = the unzipped zip, ``submission``,
-``results``) and whose kit checkout is masked by empty folders, so ``run_autograder`` can only
-use what the zip carries. Nothing else of the machine is hidden.
+Where a Docker engine can run (root, Debian's docker.io and debootstrap; ``make test``
+installs both), the simulation is Gradescope's own: a ``dockerd`` this module starts and stops
+by its PID, a Debian base image made by debootstrap (no registry), the image built from the
+zip by ``docker build`` with ``setup.sh`` installing the pinned wheels for real, and one fresh
+container per submission with Docker's default capabilities and seccomp profile and no network.
+Bubblewrap cannot make its namespaces in such a container, so these runs also prove the
+grader's fallback there: the team's own uid, the data loader copied into its workspace, and the
+zip's files closed to it by file permissions.
 
-What is simulated, exactly: Gradescope's image build (``setup.sh`` runs with
-``SHIPML_SIMULATED_PYTHON``: it installs nothing and instead proves that this interpreter holds
-every pinned version), its harness (copy ``run_autograder``, run it from ``/autograder`` as
-root), and its container (a mount namespace, not a Docker container). Not simulated: the
-download of the pinned wheels on Ubuntu, and Docker's own limits on namespaces and cgroups.
+Elsewhere (no engine) the same paths are built in a private tree under bubblewrap, and
+``setup.sh`` runs in its offline mode (it proves this interpreter holds every pinned version).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -32,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, is_root, shipml
+from gradescope_sim import Run, docker_available, gradescope
 
 from autograder.engine.mutants import list_mutants, materialize, reference_dir
 from autograder.engine.spec import find_lab
@@ -43,7 +38,12 @@ SCHEMA = REPO / "autograder" / "integrations" / "schemas" / "gradescope-results.
 BIN = Path(sys.executable).parent
 MUTANT = "version_missing"  # loses api_contract only: a score that does not depend on sampling
 
-needs_root = pytest.mark.skipif(not is_root() or shutil.which("bwrap") is None, reason="the simulated container needs root and bubblewrap")
+SNOOP = REPO / "tests" / "fixtures" / "gradescope" / "snoop"
+
+needs_engine = pytest.mark.skipif(
+    not docker_available() and (not is_root() or shutil.which("bwrap") is None),
+    reason="the simulated Gradescope needs root and a Docker engine (docker.io, debootstrap) or bubblewrap",
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,47 +51,13 @@ def autograder_zip(tmp_path_factory) -> Path:
     return export_zip(LAB, tmp_path_factory.mktemp("export") / "autograder.zip", HELDOUT)
 
 
-def simulate(zip_path: Path, submission: Path | None, root: Path) -> tuple[dict, str, float]:
-    """Run setup.sh and run_autograder as Gradescope would, in a private /autograder tree.
-
-    Returns results.json, what run_autograder printed (the staff's stdout) and its seconds.
-    """
-    tree = root / "autograder"
-    for name in ("source", "submission", "results"):
-        (tree / name).mkdir(parents=True)
-    with zipfile.ZipFile(zip_path) as zf:
-        zf.extractall(tree / "source")
-    for name in ("setup.sh", "run_autograder"):  # zipfile does not restore modes
-        (tree / "source" / name).chmod(0o755)
-    if submission is not None:
-        shutil.copytree(submission, tree / "submission", dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.joblib"))
-    # A fresh root (tmpfs) holding the machine's own top-level folders, so that /autograder is
-    # made inside the namespace, never on the host; the kit's checkout is masked.
-    argv = ["bwrap", "--die-with-parent", "--cap-add", "ALL", "--tmpfs", "/"]
-    for entry in sorted(os.listdir("/")):
-        path = f"/{entry}"
-        if entry == "autograder":
-            continue
-        if os.path.islink(path):
-            argv += ["--symlink", os.readlink(path), path]
-        elif entry == "dev":
-            argv += ["--dev-bind", path, path]
-        elif os.path.isdir(path):
-            argv += ["--bind", path, path]
-    argv += ["--bind", str(tree), "/autograder"]
-    for masked in ("autograder", "labs", "datasets", "tests"):
-        argv += ["--tmpfs", str(REPO / masked)]
-    script = (
-        "set -e; cp source/run_autograder /autograder/run_autograder; bash source/setup.sh >&2; "
-        "start=$(date +%s%N); /autograder/run_autograder; "
-        "echo \"shipml-ms $(( ($(date +%s%N) - start) / 1000000 ))\""
-    )
-    argv += ["--chdir", "/autograder", "--setenv", "SHIPML_SIMULATED_PYTHON", sys.executable, "--", "bash", "-c", script]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"simulated Gradescope run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    seconds = int(proc.stdout.strip().splitlines()[-1].split()[-1]) / 1000
-    results = json.loads((tree / "results" / "results.json").read_text())
-    return results, proc.stdout, seconds
+@pytest.fixture(scope="module")
+def simulated(autograder_zip):
+    """The image, built once for the module (as Gradescope builds it once per assignment)."""
+    engine = gradescope(autograder_zip)
+    yield engine
+    engine.close()
+    print(f"simulated Gradescope ({engine.engine}): " + ", ".join(f"{k} {v:.0f} s" for k, v in engine.timings.items()))
 
 
 def validate_with_check_jsonschema(path: Path) -> None:
@@ -145,12 +111,12 @@ def test_scripts_pass_shellcheck(autograder_zip, tmp_path):
     assert proc.returncode == 0, proc.stdout
 
 
-@needs_root
-def test_submission_without_submission_toml_scores_zero_with_one_message(autograder_zip, tmp_path):
+@needs_engine
+def test_submission_without_submission_toml_scores_zero_with_one_message(simulated, tmp_path):
     upload = tmp_path / "upload"
     upload.mkdir()
     (upload / "app.py").write_text("print('hello')\n")
-    results, stdout, _ = simulate(autograder_zip, upload, tmp_path / "run")
+    results = simulated.run(upload).results
     assert results["score"] == 0
     assert results["output"].count("No submission.toml") == 1
     assert all(t["score"] == 0 and "No submission.toml" not in t["output"] for t in results["tests"])
@@ -159,27 +125,21 @@ def test_submission_without_submission_toml_scores_zero_with_one_message(autogra
     validate_with_check_jsonschema(path)
 
 
-@needs_root
-def test_a_broken_autograder_still_writes_results(autograder_zip, tmp_path):
-    broken = tmp_path / "broken.zip"
-    with zipfile.ZipFile(autograder_zip) as src, zipfile.ZipFile(broken, "w") as dst:
-        for info in src.infolist():
-            data = src.read(info)
-            if info.filename == "kit/autograder/engine/classrun.py":  # a bug in the grader, found at run time
-                data = b"raise RuntimeError('a bug in the grader')\n"
-            dst.writestr(info, data)
-    results, stdout, _ = simulate(broken, reference_dir(LAB), tmp_path / "run")
+@needs_engine
+def test_a_broken_autograder_still_writes_results(simulated, tmp_path):
+    # A bug in the grader, found at run time: the module that grades raises on import.
+    results = simulated.run(reference_dir(LAB), replace={"kit/autograder/engine/classrun.py": b"raise RuntimeError('a bug in the grader')\n"}).results
     assert results["score"] == 0 and "autograder failed" in results["output"]
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results))
     validate_with_check_jsonschema(path)
 
 
-@needs_root
+@needs_engine
 @pytest.mark.slow
-def test_simulated_gradescope_scores_equal_local_grade(autograder_zip, tmp_path):
+def test_simulated_gradescope_scores_equal_local_grade(simulated, tmp_path):
     """The reference and one mutant, each graded by ``shipml grade`` and inside the simulated
-    Gradescope container: the same score for every check. Two gradings at a time (2 cores)."""
+    Gradescope: the same score for every check. Two gradings at a time (2 cores)."""
     mutant = next(m for m in list_mutants(LAB) if m.name == MUTANT)
     subs = {"reference": reference_dir(LAB), MUTANT: materialize(LAB, mutant, tmp_path / "subs" / MUTANT)}
 
@@ -188,23 +148,40 @@ def test_simulated_gradescope_scores_equal_local_grade(autograder_zip, tmp_path)
         shipml("grade", "serving", str(subs[name]), "--out", str(out), "--heldout", str(HELDOUT), "--quiet", check=True, timeout=900)
         return json.loads((out / "results.json").read_text())
 
-    def remote(name: str) -> tuple[dict, str, float]:
-        return simulate(autograder_zip, subs[name], tmp_path / "gradescope" / name)
-
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {("local", n): pool.submit(local, n) for n in subs} | {("gradescope", n): pool.submit(remote, n) for n in subs}
+        futures = {("local", n): pool.submit(local, n) for n in subs} | {("gradescope", n): pool.submit(simulated.run, subs[n]) for n in subs}
         done = {key: f.result() for key, f in futures.items()}
     for name in subs:
-        here, (there, stdout, seconds) = done[("local", name)], done[("gradescope", name)]
-        assert [(t["name"], t["score"], t["max_score"]) for t in there["tests"]] == [(t["name"], t["score"], t["max_score"]) for t in here["tests"]], name
-        assert there["score"] == here["score"]
-        assert "## How this submission was run" in stdout  # the staff copy went to stdout
-        print(f"{name}: local {here['score']:g}, simulated Gradescope {there['score']:g} in {seconds:.1f} s")
+        here, there = done[("local", name)], done[("gradescope", name)]
+        assert isinstance(there, Run)
+        assert [(t["name"], t["score"], t["max_score"]) for t in there.results["tests"]] == [(t["name"], t["score"], t["max_score"]) for t in here["tests"]], name
+        assert there.results["score"] == here["score"]
+        assert "## How this submission was run" in there.stdout  # the staff copy went to stdout
+        print(f"{name}: local {here['score']:g}, simulated Gradescope ({simulated.engine}) {there.results['score']:g}, "
+              f"run_autograder {there.seconds:.1f} s")
         path = tmp_path / f"{name}.json"
-        path.write_text(json.dumps(there))
+        path.write_text(json.dumps(there.results))
         validate_with_check_jsonschema(path)
     assert done[("local", "reference")]["score"] == LAB.max_points
-    lost = {t["name"].split(":")[0] for t in done[("gradescope", MUTANT)][0]["tests"] if t["score"] < t["max_score"]}
+    lost = {t["name"].split(":")[0] for t in done[("gradescope", MUTANT)].results["tests"] if t["score"] < t["max_score"]}
     assert lost == set(mutant.fails)
+    if simulated.engine == "docker":
+        # Docker's default profile forbids bubblewrap's namespaces: the staff report says so,
+        # and that the zip's files were closed to the team's uid.
+        report = done[("gradescope", "reference")].stdout
+        assert "NOT isolated (bubblewrap cannot make its namespaces here" in report
+        assert "hidden data: closed to the team's uid by file permissions" in report
     print(f"four gradings, two at a time: {time.monotonic() - started:.0f} s")
+
+
+@needs_engine
+def test_a_snooping_team_reads_nothing_of_the_zip_and_cannot_forge_its_results(simulated):
+    """The team's train command, inside the container, tries to read the held-out data, the
+    hidden lab, the manifest and the pins, to list /autograder/source, to write results.json
+    and to import the grader's checks. The staff report quotes what it printed."""
+    run = simulated.run(SNOOP)
+    attempts = {line for line in run.stdout.splitlines() if line.startswith(("ESCAPED:", "blocked:"))}
+    assert len(attempts) == 7, run.stdout[-3000:]
+    assert not [a for a in attempts if a.startswith("ESCAPED")], attempts
+    assert run.results["score"] == 0 and run.results["tests"]  # the grader's results.json, not the team's

@@ -20,9 +20,12 @@ The zip holds::
     kit/heldout/                 the instructor's held-out data for the hidden checks
 
 The hidden checks and the held-out data ride in the zip only; ``shipml release`` never ships
-them. On Gradescope the team's code runs inside the same container, so the grader's sandbox is
-what keeps ``/autograder/source`` out of its reach (the kit folder is one of the grader's
-hidden paths, and the sandbox's view is an allow-list).
+them. On Gradescope the team's code runs inside the same container. Where bubblewrap can make
+its namespaces, the sandbox's allow-list view keeps ``/autograder/source`` out of the team's
+sight; where it cannot (Docker's default seccomp profile and capabilities forbid them), the
+team's commands run as a uid of their own, and ``run`` closes ``/autograder/source`` to every
+user but root before grading. tests/test_export_gradescope.py proves both in a Docker
+container: a team that tries to read the held-out data reads nothing.
 
 This module is also the program ``run_autograder`` starts (``python -m
 autograder.integrations.gradescope run``): it grades the submission in its own ``shipml
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -299,6 +303,12 @@ def run(root: Path = AUTOGRADER) -> int:
     results = root / "results" / "results.json"
     source = root / "source"
     manifest = json.loads((source / "MANIFEST.json").read_text(encoding="utf-8"))
+    if os.geteuid() == 0:
+        # The zip's files (hidden checks, held-out data) are closed to every user but root.
+        # Under bubblewrap the team never sees them anyway; in a container that forbids its
+        # namespaces (Docker's default profile), these permissions are what keeps them out of
+        # the team's reach, since the team's commands run as a uid of their own.
+        os.chmod(source, 0o700)
     kit = source / "kit"
     lab = load_lab(kit / "labs" / manifest["lab"])
     leaderboard = bool(manifest.get("leaderboard"))
