@@ -64,3 +64,17 @@ def fixture_submission(tmp_path: Path):
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """A Docker engine of the test session's own (tests/engines.py), or None where none can
+    run here (not root, or no docker.io and debootstrap: ``make system-deps`` installs them)."""
+    from engines import DockerEngine, docker_available
+
+    if not docker_available():
+        yield None
+        return
+    engine = DockerEngine()
+    yield engine
+    engine.close()

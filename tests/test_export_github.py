@@ -1,9 +1,13 @@
 """The GitHub Classroom export: the workflow passes actionlint (with shellcheck on its scripts),
-fits the student release's layout, and its pass mark really fails a run below the score."""
+fits the student release's layout, and its pass mark really fails a run below the score; on a
+simulated runner (tests/engines.py, a Docker container) its job installs the pins, scores a
+finished team exactly as ``shipml check`` does and fails the starter at the pass mark."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +16,7 @@ import pytest
 import yaml
 from conftest import shipml
 
+from autograder.engine.mutants import reference_dir
 from autograder.engine.spec import find_lab
 from autograder.integrations.github_classroom import REQUIREMENTS, WORKFLOW, export_workflow
 from autograder.integrations.release import KIT, write_release
@@ -79,3 +84,48 @@ def test_export_needs_a_sensible_min_score(tmp_path):
     assert proc.returncode == 2 and "--min-score" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     proc = shipml("export", "github-classroom", "serving", "--out", str(tmp_path / "b"), "--min-score", "95")
     assert proc.returncode == 2 and "between 0 and 80" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def runner(docker_engine):
+    if docker_engine is None:
+        pytest.skip("the simulated runner needs a Docker engine (root, docker.io and debootstrap: make system-deps)")
+    from engines import ActionsRunner
+
+    return ActionsRunner(docker_engine)
+
+
+@pytest.mark.slow
+def test_the_workflow_scores_a_finished_team_as_shipml_check_does_and_fails_the_starter(runner, template, tmp_path):
+    """Two pushes to team repositories made from the template: one where the team has done the
+    lab (the reference in place of the starter), one still at the starter. The first job passes
+    and its artefacts hold the scores ``shipml check`` gives here; the second fails at the pass
+    mark, with its report still posted (the summary and artefacts run ``if: always()``)."""
+    team = tmp_path / "team"
+    shutil.copytree(template, team)
+    shutil.rmtree(team / "app")
+    (team / "submission.toml").unlink()
+    shutil.copytree(reference_dir(LAB), team, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.joblib"))
+
+    done = runner.run_job(team)
+    assert done.conclusion == "success", done.log[-4000:]
+    assert set(done.outcomes.values()) == {"success"} and len(done.outcomes) == 7, done.outcomes
+    there = json.loads(done.artifacts["shipml-report/results.json"])
+    assert done.artifacts["shipml-report/report.html"].lower().startswith(b"<!doctype html>")
+    local = tmp_path / "local"
+    shipml("check", "serving", str(team), "--out", str(local), check=True, timeout=900)
+    here = json.loads((local / "results.json").read_text())
+    assert [(t["name"], t["score"]) for t in there["tests"]] == [(t["name"], t["score"]) for t in here["tests"]]
+    public = sum(c.points for c in LAB.selected("public"))
+    assert there["score"] == here["score"] == public
+    assert f"**Score: {public:g} / {public:g}**" in done.summary
+    print(f"simulated runner: reference {there['score']:g} / {public:g} (local shipml check {here['score']:g}), job {done.seconds:.0f} s")
+
+    starter = runner.run_job(template)
+    assert starter.conclusion == "failure"
+    assert starter.outcomes["Run the public checks"] == "success"  # the checks ran; the score is what fails
+    assert starter.outcomes[next(n for n in starter.outcomes if n.startswith("Pass at"))] == "failure"
+    score = json.loads(starter.artifacts["shipml-report/results.json"])["score"]
+    assert score < 60 and "pass mark 60" in starter.log
+    assert "**Score:" in starter.summary
+    print(f"simulated runner: starter {score:g} / {public:g}, job failed at the pass mark, {starter.seconds:.0f} s")

@@ -1,4 +1,4 @@
-"""The Gradescope export, proven by a simulated Gradescope run (tests/gradescope_sim.py).
+"""The Gradescope export, proven by a simulated Gradescope run (tests/engines.py).
 
 Where a Docker engine can run (root, Debian's docker.io and debootstrap; ``make test``
 installs both), the simulation is Gradescope's own: a ``dockerd`` this module starts and stops
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, is_root, shipml
-from gradescope_sim import Run, docker_available, gradescope
+from engines import Run, docker_available, gradescope
 
 from autograder.engine.mutants import list_mutants, materialize, reference_dir
 from autograder.engine.spec import find_lab
@@ -52,9 +52,9 @@ def autograder_zip(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def simulated(autograder_zip):
+def simulated(docker_engine, autograder_zip):
     """The image, built once for the module (as Gradescope builds it once per assignment)."""
-    engine = gradescope(autograder_zip)
+    engine = gradescope(docker_engine, autograder_zip)
     yield engine
     engine.close()
     print(f"simulated Gradescope ({engine.engine}): " + ", ".join(f"{k} {v:.0f} s" for k, v in engine.timings.items()))
