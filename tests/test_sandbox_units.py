@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -141,25 +144,35 @@ def test_as_root_without_a_working_bubblewrap_teams_still_get_their_uid_and_the_
     assert bwrap_problem() is None, "bubblewrap works on this machine (make system-deps)"
     monkeypatch.setattr(sandbox_module, "bwrap_problem", lambda: "bubblewrap cannot make its namespaces here: test")
     folder = make_fixture_submission(tmp_path / "class", "healthy")
-    # Two hidden folders, as a Gradescope container holds them: one closed (0700, as the
-    # export's run_autograder leaves /autograder/source), one left open to every user.
-    # Under /var/tmp, which every user may pass through (pytest's tmp_path is closed to others).
+    # Three hidden folders: one closed (0700, as the export's run_autograder leaves
+    # /autograder/source), one open to every user, and one a user may pass through but not list
+    # (0711), whose file a team that knows its name reads all the same. Under /var/tmp, which
+    # every user may pass through (pytest's tmp_path is closed to others).
     base = Path(tempfile.mkdtemp(prefix="hidden-probe-", dir="/var/tmp"))
     request.addfinalizer(lambda: shutil.rmtree(base))
-    closed, open_ = base / "closed", base / "open"
-    for hidden in (closed, open_):
+    closed, open_, passable = base / "closed", base / "open", base / "passable"
+    for hidden in (closed, open_, passable):
         hidden.mkdir()
         (hidden / "labels.csv").write_text("flight,late\n1,1\n")
     os.chmod(base, 0o755)
     os.chmod(closed, 0o700)
-    monkeypatch.setenv("SHIPML_WORKSPACE", str(base / "ws"))
     os.chmod(open_, 0o755)
-    sandbox = sandbox_module.Sandbox(load_submission(folder, find_lab(str(ENGINE_FIXTURE))), hidden=[closed, open_])
+    os.chmod(passable, 0o711)
+    monkeypatch.setenv("SHIPML_WORKSPACE", str(base / "ws"))
+    sandbox = sandbox_module.Sandbox(load_submission(folder, find_lab(str(ENGINE_FIXTURE))), hidden=[closed, open_, passable])
     try:
         text = "\n".join(sandbox.isolation)
         assert "processes: NOT isolated (bubblewrap cannot make its namespaces here: test)" in text
         assert "NOT an allow-list view" in text and "team-wide through cgroups" in text
-        assert sandbox.exposed() == [open_] and f"READABLE by the team's uid (any user may read {open_})" in text
+        assert sandbox.exposed() == [open_, passable]
+        assert f"READABLE by the team's uid (it can read in {open_}, {passable})" in text
+        # Where the grader's interpreter lies under a folder closed to other users (this machine's
+        # venv: /root/.pyenv), the report says that every {python} command will fail.
+        real = Path(os.path.realpath(sys.executable))
+        closed_above = any(os.stat(folder).st_mode & 0o001 == 0 for folder in real.parents)
+        assert ("is NOT executable by the team's uid" in text) == closed_above, text
+        passed_through = sandbox.run(f"cat {passable}/labels.csv; ls {passable}", timeout=10)
+        assert "flight,late" in passed_through.output and "Permission denied" in passed_through.output
         result = sandbox.run("id -u; pwd; touch made-here", timeout=10)
         assert result.output.split() == [str(sandbox.uid), str(sandbox.copy)], result.output
         assert os.stat(sandbox.copy / "made-here").st_uid == sandbox.uid
@@ -218,3 +231,48 @@ def test_a_team_with_many_busy_processes_gets_no_more_cpu_than_a_team_with_one(t
     many_cpu = sum(float(x) for x in results["many"].output.split())
     one_cpu = float(results["one"].output.split()[0])
     assert one_cpu > 0.5 * many_cpu, f"one process {one_cpu:.2f} s of CPU, eight processes {many_cpu:.2f} s together"
+
+
+@pytest.mark.skipif(not is_root(), reason="a team's own uid is the root runner's")
+def test_without_bubblewrap_or_cgroups_a_process_that_left_its_session_dies_when_grading_ends(tmp_path, monkeypatch):
+    """A container with neither bubblewrap's namespaces nor a writable /sys/fs/cgroup: nothing
+    holds a team's daemon but its uid. Closing the sandbox kills every process of that uid."""
+    from autograder.engine import sandbox as sandbox_module
+    from autograder.engine.cgroups import uid_of
+    from autograder.engine.spec import find_lab, load_submission
+
+    monkeypatch.setattr(sandbox_module, "bwrap_problem", lambda: "bubblewrap cannot make its namespaces here: test")
+    monkeypatch.setattr(sandbox_module.TeamCgroup, "create", classmethod(lambda cls, name, **kw: cls(name)))
+    monkeypatch.setenv("SHIPML_WORKSPACE", str(tmp_path / "ws"))
+    folder = make_fixture_submission(tmp_path / "class", "healthy")
+    sandbox = sandbox_module.Sandbox(load_submission(folder, find_lab(str(ENGINE_FIXTURE))), hidden=[])
+    try:
+        assert "team-wide through cgroups: none" in "\n".join(sandbox.isolation)
+        sandbox.run("setsid sleep 300 < /dev/null > /dev/null 2>&1 &", timeout=10)
+        time.sleep(0.3)
+        left = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if uid_of(pid) == sandbox.uid]
+        assert left, "the daemon outlived its command (the case this test is about)"
+    finally:
+        sandbox.close()
+    assert not [pid for pid in left if uid_of(pid) == sandbox.uid], "a process of the team's uid outlived grading"
+
+
+@pytest.mark.skipif(not is_root(), reason="a team's own uid is the root runner's")
+def test_sweep_kills_what_runs_as_a_dead_graders_team_uid(tmp_path):
+    """A grader SIGKILLed where no cgroup held its teams: its workspace names its pid, and so
+    the team's uid; the next grader's sweep kills what still runs as that uid."""
+    from autograder.engine.cgroups import uid_of
+    from autograder.engine.workspace import TEAM_UID_BASE, sweep
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid no process has now: the dead grader's
+    uid = TEAM_UID_BASE + gone.pid
+    (tmp_path / f"shipml-{gone.pid}-1-abcd").mkdir()
+    daemon = subprocess.Popen(["sleep", "300"], user=uid, group=uid, extra_groups=[], start_new_session=True)
+    try:
+        assert uid_of(daemon.pid) == uid
+        done = sweep(tmp_path)
+        daemon.wait(timeout=5)
+        assert daemon.returncode == -9 and "removed 1 workspace(s)" in done
+    finally:
+        daemon.kill()

@@ -37,6 +37,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -52,13 +53,24 @@ def _under(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
 
 
+_PARSE_LOCK = threading.Lock()
+
+
 def team_modules(package: Path | None = None) -> list[Path]:
     """The source files of :data:`TEAM_ENTRY_MODULES` and of every kit module they import.
 
     Read from their import statements (``ast``), not by importing them, so the list follows
-    the code when a loader starts to import another kit module.
+    the code when a loader starts to import another kit module. Worked out once per package
+    and process, under a lock: two sandboxes start commands from two threads, and CPython
+    3.11's ``ast.parse`` is not safe to run in two threads at once (a clean-clone CI run failed
+    with "SystemError: AST constructor recursion depth mismatch").
     """
-    package = package or package_dir()
+    with _PARSE_LOCK:
+        return list(_team_modules(package or package_dir()))
+
+
+@functools.cache
+def _team_modules(package: Path) -> tuple[Path, ...]:
     root, name = package.parent, package.name
     todo, seen = list(TEAM_ENTRY_MODULES), set()
     files: set[Path] = set()
@@ -81,7 +93,7 @@ def team_modules(package: Path | None = None) -> list[Path]:
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 todo.append(node.module)
                 todo.extend(f"{node.module}.{alias.name}" for alias in node.names)
-    return sorted(files)
+    return tuple(sorted(files))
 
 
 def package_dir() -> Path:

@@ -11,6 +11,7 @@ import collections
 import contextlib
 import ctypes
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -205,3 +206,68 @@ def _kill_tree(popen: subprocess.Popen[bytes]) -> None:
         popen.wait(5)
     except subprocess.TimeoutExpired:
         pass
+
+
+def run_as(uid: int, job: Callable[[], bytes], timeout: float = 30.0) -> bytes | None:
+    """Run ``job`` in a forked child that has taken ``uid`` (no groups, no capabilities), and
+    return what it returned, or None if it failed or took longer than ``timeout``.
+
+    This is how the grader asks what a team's uid can do, from the team's side: the kernel's
+    own permission checks (modes, ACLs, every folder on the way) and its own rule for whom a
+    process may signal. A fork rather than a command, because the team's uid may not be able
+    to run any interpreter of the grader's (a virtual environment under /root). The child makes
+    only system calls and writes a pipe before ``os._exit``, so forking from a threaded grader
+    is safe.
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            os.close(read_fd)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            data = job()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_fd, view):]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            ready, _, _ = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                break
+            chunk = os.read(read_fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_fd)
+        _, status = os.waitpid(pid, 0)
+    return b"".join(chunks) if os.waitstatus_to_exitcode(status) == 0 else None
+
+
+def kill_uid(uid: int, within: float = 2.0) -> bool:
+    """SIGKILL every process of ``uid`` (a team's own uid), wherever it runs; True when none is
+    left. A child that has taken the uid signals -1, which the kernel delivers to exactly the
+    processes that uid may signal: its own. The backstop where no cgroup holds a team's
+    processes (a container's read-only /sys/fs/cgroup) and one of them left its session."""
+
+    def job() -> bytes:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:
+                return b"none left"
+            time.sleep(0.01)
+        return b""
+
+    return run_as(uid, job, timeout=within + 5) == b"none left"

@@ -39,7 +39,15 @@ from autograder.checkapi import CommandResult
 from autograder.engine import workspace
 from autograder.engine.cgroups import TeamCgroup
 from autograder.engine.jail import bwrap_argv, bwrap_problem, package_dir, team_modules
-from autograder.engine.process import OutputTail, Process, die_with_parent, free_port, start_process
+from autograder.engine.process import (
+    OutputTail,
+    Process,
+    die_with_parent,
+    free_port,
+    kill_uid,
+    run_as,
+    start_process,
+)
 from autograder.engine.spec import SubmissionSpec
 
 # Re-exported: the service, the test runner and the benchmarks import these from here.
@@ -148,21 +156,34 @@ class Sandbox:
             os.chmod(folder, 0o755)
         return dest
 
-    def exposed(self) -> list[Path]:
-        """The hidden paths that any user may read (every folder above them passable by
-        others, the path itself readable by others): without bubblewrap's view, the team's uid
-        reads these."""
-        found = []
-        for path in self.hidden:
-            try:
-                chain = [path, *path.parents]
-                modes = [os.stat(p).st_mode for p in chain]
-            except OSError:
+    def exposed(self, per_path: int = 2000) -> list[Path]:
+        """The hidden paths where the team's uid can read something, found from its side: a
+        child that has taken the uid tries each hidden path and what lies under it (the first
+        ``per_path`` entries, as root lists them), so a folder it may pass through but not list
+        (0711) still counts when a file in it is readable. Modes, ACLs and every folder on the
+        way count, as the kernel counts them. Without a uid of the team's, every path counts."""
+        if self.uid is None:
+            return list(self.hidden)
+        candidates: list[tuple[int, str]] = []
+        for i, root in enumerate(self.hidden):
+            if not os.path.lexists(root):
                 continue
-            wanted = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(modes[0]) else 0)
-            if modes[0] & wanted == wanted and all(m & stat.S_IXOTH for m in modes[1:]):
-                found.append(path)
-        return found
+            found = [str(root)]
+            if root.is_dir() and not root.is_symlink():
+                for dirpath, dirs, files in os.walk(root):
+                    found += [os.path.join(dirpath, name) for name in (*dirs, *files)]
+                    if len(found) > per_path:
+                        break
+            candidates += [(i, path) for path in found[: per_path + 1]]
+
+        def job() -> bytes:
+            return " ".join(sorted({str(i) for i, path in candidates if os.access(path, os.R_OK)})).encode() + b"."
+
+        answer = run_as(self.uid, job)
+        if answer is None:  # the probe itself failed: assume the worst
+            return list(self.hidden)
+        hits = {int(i) for i in answer.decode().rstrip(".").split()}
+        return [path for i, path in enumerate(self.hidden) if i in hits]
 
     def _describe(self) -> list[str]:
         lim = self.limits
@@ -187,19 +208,23 @@ class Sandbox:
         if self.no_bwrap:
             isolation = [
                 f"processes: NOT isolated ({self.no_bwrap}): the team's commands run as uid {self.uid}, in the "
-                "host's namespaces; they see the host's /proc, and a process that leaves its session may outlive "
-                "a grader killed by SIGKILL until the next run's sweep",
+                "host's namespaces; they see the host's /proc; every process of that uid is killed when grading "
+                "ends, but one that left its session outlives a grader killed by SIGKILL until the next grader's sweep",
                 "filesystem: NOT an allow-list view: the team's uid reads whatever the host lets any user read "
                 f"(the kit checkout included) and writes the host's /tmp, /var/tmp and /dev/shm; its own 0700 "
                 f"workspace ({disk}). Install bubblewrap, or grade where it can make namespaces (README, 'Without root')",
             ]
-            open_to_all = self.exposed()
+            open_to_team = self.exposed()
             isolation.append(
-                "hidden data: READABLE by the team's uid (any user may read "
-                + ", ".join(map(str, open_to_all)) + "): close it (chmod 700 its folder) before grading"
-                if open_to_all else
-                f"hidden data: closed to the team's uid by file permissions ({len(self.hidden)} hidden paths, none readable by other users)"
+                "hidden data: READABLE by the team's uid (it can read in "
+                + ", ".join(map(str, open_to_team)) + "): close it (chmod 700 its folder) before grading"
+                if open_to_team else
+                f"hidden data: closed to the team's uid by file permissions (tried from its side when grading began: "
+                f"nothing readable in {len(self.hidden)} hidden paths)"
             )
+            if run_as(self.uid, lambda: b"yes" if os.access(sys.executable, os.X_OK) else b"no") != b"yes":
+                isolation.append(f"interpreter: {sys.executable} is NOT executable by the team's uid, so every "
+                                 "{python} command fails: grade with an interpreter outside folders closed to other users")
         names = {"memory": f"memory {lim.memory_mb} MiB", "pids": f"{lim.nproc} processes", "cpu": "an equal CPU share"}
         held = [f"{names[c]} ({how})" for c, (how, _) in self.group.where.items()]
         missing = [names[c] for c in names if c not in self.group.where]
@@ -372,4 +397,6 @@ class Sandbox:
         self._spawner.shutdown(wait=False)
         if self.group is not None:
             self.group.remove()
+        if self.uid is not None:
+            kill_uid(self.uid)  # where no cgroup held them: a process that left its session
         workspace.remove(self.workspace)

@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from autograder.engine.cgroups import sweep_groups
+from autograder.engine.process import kill_uid
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _MS_NOSUID, _MS_NODEV = 2, 4
@@ -109,7 +110,8 @@ def sweep(base: Path | None = None) -> list[str]:
     done = []
     # Processes: those of a dead grader's teams are in its cgroups (a team process joins its
     # group before it runs), so killing the groups' processes finds every one, and never a
-    # process of someone else that merely has a uid in the teams' range.
+    # process of someone else that merely has a uid in the teams' range. Without cgroups, the
+    # workspaces below name the uids.
     with contextlib.suppress(OSError):
         groups = sweep_groups(is_stale)
         if groups:
@@ -119,6 +121,12 @@ def sweep(base: Path | None = None) -> list[str]:
         stale.update(p for p in base.iterdir() if p.name.startswith("shipml-") and p.is_dir())
     old = [p for p in stale if is_stale(p.name)]
     for path in old:
+        # Where no cgroup held its teams (a container's read-only /sys/fs/cgroup), a process that
+        # left its session may still run as the team's uid. That uid is the dead grader's pid
+        # plus TEAM_UID_BASE, and it is nobody else's only while no process has that pid again.
+        owner = int(_NAME.match(path.name).group(1))  # type: ignore[union-attr]
+        if start_time(owner) is None and not kill_uid(TEAM_UID_BASE + owner):
+            done.append(f"could not kill every process of uid {TEAM_UID_BASE + owner}")
         remove(path)
     if old:
         done.append(f"removed {len(old)} workspace(s)")

@@ -24,8 +24,8 @@ them. On Gradescope the team's code runs inside the same container. Where bubble
 its namespaces, the sandbox's allow-list view keeps ``/autograder/source`` out of the team's
 sight; where it cannot (Docker's default seccomp profile and capabilities forbid them), the
 team's commands run as a uid of their own, and ``run`` closes ``/autograder/source`` to every
-user but root before grading. tests/test_export_gradescope.py proves both in a Docker
-container: a team that tries to read the held-out data reads nothing.
+user but root before grading. tests/test_export_gradescope.py runs both kinds of container
+on a local Docker engine: a team that tries to read the held-out data reads nothing.
 
 This module is also the program ``run_autograder`` starts (``python -m
 autograder.integrations.gradescope run``): it grades the submission in its own ``shipml
@@ -304,11 +304,15 @@ def run(root: Path = AUTOGRADER) -> int:
     source = root / "source"
     manifest = json.loads((source / "MANIFEST.json").read_text(encoding="utf-8"))
     if os.geteuid() == 0:
-        # The zip's files (hidden checks, held-out data) are closed to every user but root.
-        # Under bubblewrap the team never sees them anyway; in a container that forbids its
-        # namespaces (Docker's default profile), these permissions are what keeps them out of
-        # the team's reach, since the team's commands run as a uid of their own.
+        # The zip's files (hidden checks, held-out data) are closed to every user but root, and
+        # the results folder is root's, whatever rights Gradescope's harness gave it. Under
+        # bubblewrap the team never sees either anyway; in a container that forbids its
+        # namespaces (Docker's default profile), these permissions are what keeps the team's
+        # uid from reading the one and forging the other.
         os.chmod(source, 0o700)
+        results.parent.mkdir(parents=True, exist_ok=True)
+        os.chown(results.parent, 0, 0)
+        os.chmod(results.parent, 0o755)
     kit = source / "kit"
     lab = load_lab(kit / "labs" / manifest["lab"])
     leaderboard = bool(manifest.get("leaderboard"))
