@@ -3,8 +3,9 @@
 #   make test   installs the kit with its dev tools and runs the tests
 # Both work on a fresh clone; `make test` also installs the system packages the tests need
 # (Debian: chromium for the browser tests, wrk for the load benchmark, bubblewrap for the
-# sandbox, docker.io and debootstrap for the simulated Gradescope) when run as root. No
-# service is left running: the Gradescope test starts its own dockerd and stops it by its PID.
+# sandbox, docker.io and debootstrap for the simulated Gradescope and Actions runs) when run
+# as root. The tests never use a system Docker service (on a machine with systemd, installing
+# docker.io starts one): they start a containerd and a dockerd of their own and stop both by PID.
 
 PYTHON ?= python3
 VENV   := .venv

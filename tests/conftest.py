@@ -69,12 +69,25 @@ def is_root() -> bool:
 @pytest.fixture(scope="session")
 def docker_engine():
     """A Docker engine of the test session's own (tests/engines.py), or None where none can
-    run here (not root, or no docker.io and debootstrap: ``make system-deps`` installs them)."""
+    run here: not root, no docker.io and debootstrap (``make system-deps`` installs them), or
+    an engine that cannot start (a container without the rights, no Debian mirror). The tests
+    then fall back (or skip) and say why; with ``SHIPML_REQUIRE_DOCKER=1``, which CI sets, an
+    engine that cannot run fails them instead."""
+    import warnings
+
     from engines import DockerEngine, docker_available
 
-    if not docker_available():
-        yield None
-        return
-    engine = DockerEngine()
+    required = os.environ.get("SHIPML_REQUIRE_DOCKER") == "1"
+    engine = None
+    if docker_available():
+        try:
+            engine = DockerEngine()
+        except (AssertionError, OSError, subprocess.SubprocessError) as exc:
+            if required:
+                raise
+            warnings.warn(f"no Docker engine for the simulated Gradescope and Actions: {exc}", stacklevel=1)
+    elif required:
+        raise AssertionError("SHIPML_REQUIRE_DOCKER=1, but this machine cannot run the engine (root, docker.io and debootstrap: make system-deps)")
     yield engine
-    engine.close()
+    if engine is not None:
+        engine.close()

@@ -28,6 +28,7 @@ cache kept between jobs; upload-artifact: the files copied out).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -37,8 +38,10 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from conftest import REPO
 
@@ -52,7 +55,7 @@ IGNORE = shutil.ignore_patterns("__pycache__", "*.joblib")
 class Run:
     """One submission through the simulated Gradescope."""
 
-    results: dict
+    results: dict[str, Any]
     stdout: str  # what run_autograder printed: the staff's copy
     seconds: float  # wall time of run_autograder (a fresh container's start included)
 
@@ -70,17 +73,31 @@ def docker_available() -> bool:
 
 
 class DockerEngine:
-    """A private ``dockerd`` and the base image every simulated engine builds on."""
+    """A private ``containerd`` and ``dockerd``, and the base image every simulated engine
+    builds on.
+
+    Both daemons are started here, each with its own root, state and socket under one folder
+    (``/var/tmp/gsim-dockerd-*``), and stopped by their PIDs; a ``dockerd`` left to itself would
+    use the machine's own containerd whenever one runs. Both die with the test run, even if
+    pytest is SIGKILLed (the kernel's parent-death signal), and the next engine sweeps what such
+    a run left: its containers' shims, mounts and folder.
+    """
+
+    NETWORK = "gsim-internal"
+    """A bridge network with no route out (``--internal``): a container on it has an interface
+    besides loopback, as a Gradescope container has, and reaches nothing past the bridge."""
 
     def __init__(self) -> None:
+        sweep_engines()
         # Short paths (unix sockets), not under /var/tmp/shipml-* (the grader sweeps those).
-        self.home = Path(tempfile.mkdtemp(prefix="gsim-dockerd-", dir="/var/tmp"))
+        self.home = Path(tempfile.mkdtemp(prefix=ENGINE_PREFIX, dir="/var/tmp"))
         self.env = {**os.environ, "DOCKER_HOST": f"unix://{self.home}/docker.sock", "DOCKER_BUILDKIT": "0"}
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.daemons: list[subprocess.Popen[bytes]] = []
         self.timings: dict[str, float] = {}
         try:
             self._start()
             self._base_image()
+            self.docker("network", "create", "--internal", self.NETWORK)
         except BaseException:
             self.close()
             raise
@@ -91,22 +108,35 @@ class DockerEngine:
             raise AssertionError(f"docker {' '.join(args[:3])} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")
         return proc
 
-    def _start(self) -> None:
-        started = time.monotonic()
-        log = open(self.home / "dockerd.log", "wb")  # noqa: SIM115 - dockerd writes it until close()
-        argv = ["dockerd", f"--data-root={self.home}/data", f"--exec-root={self.home}/exec", f"--pidfile={self.home}/dockerd.pid",
-                f"--host=unix://{self.home}/docker.sock", "--bridge=none", "--iptables=false", "--ip-masq=false"]
-        # The engine dies with the test run, even if pytest is killed (the kernel's parent-death signal).
+    def _daemon(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         from autograder.engine.process import die_with_parent
 
-        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
-        log.close()
+        with open(self.home / f"{name}.log", "wb") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        (self.home / f"{name}.pid").write_text(str(proc.pid))
+        self.daemons.append(proc)
+        return proc
+
+    def _wait(self, proc: subprocess.Popen[bytes], name: str, ready: Callable[[], bool]) -> None:
         deadline = time.monotonic() + 60
-        while self.docker("info", check=False, timeout=30).returncode != 0:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"dockerd did not start: {(self.home / 'dockerd.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        self.timings["dockerd start"] = time.monotonic() - started
+        while not ready():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{name} did not start: {(self.home / f'{name}.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+
+    def _start(self) -> None:
+        started = time.monotonic()
+        (self.home / "containerd.toml").write_text("version = 2\n")
+        containerd = self._daemon("containerd", [
+            "containerd", f"--config={self.home}/containerd.toml", f"--root={self.home}/containerd-root",
+            f"--state={self.home}/containerd-state", f"--address={self.home}/containerd.sock"])
+        self._wait(containerd, "containerd", (self.home / "containerd.sock").exists)
+        dockerd = self._daemon("dockerd", [
+            "dockerd", f"--containerd={self.home}/containerd.sock", f"--data-root={self.home}/data",
+            f"--exec-root={self.home}/exec", f"--pidfile={self.home}/dockerd-own.pid", f"--host=unix://{self.home}/docker.sock",
+            "--bridge=none", "--iptables=false", "--ip-masq=false"])
+        self._wait(dockerd, "dockerd", lambda: self.docker("info", check=False, timeout=30).returncode == 0)
+        self.timings["containerd and dockerd start"] = time.monotonic() - started
 
     def _base_image(self) -> None:
         """Debian bookworm from Debian's mirror, imported as an image: no registry involved.
@@ -144,18 +174,52 @@ class DockerEngine:
             return (Path(tmp) / Path(path).name).read_bytes()
 
     def close(self) -> None:
-        """Stop dockerd by its PID, then remove its data root (unmounting what it left)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-        for mount in sorted((m for m in mounts if m.startswith(str(self.home))), key=len, reverse=True):
-            subprocess.run(["umount", "-l", mount], capture_output=True)
-        shutil.rmtree(self.home, ignore_errors=True)
+        """Remove the containers, stop dockerd then containerd by their PIDs, and remove the
+        folder (unmounting what they left)."""
+        if self.daemons and self.daemons[-1].poll() is None:
+            ids = self.docker("ps", "-aq", check=False).stdout.decode().split()
+            if ids:
+                self.docker("rm", "-f", *ids, check=False)
+        for proc in reversed(self.daemons):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=30)
+        remove_engine_folder(self.home)
+
+
+ENGINE_PREFIX = "gsim-dockerd-"
+
+
+def remove_engine_folder(home: Path) -> None:
+    """Kill what still runs from ``home`` (a container's shim names the engine's socket), unmount
+    what is mounted under it, and remove it."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(home).encode() in cmdline and int(pid) != os.getpid():
+            with contextlib.suppress(OSError):
+                os.kill(int(pid), signal.SIGKILL)
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m.startswith(str(home))), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mount], capture_output=True)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def sweep_engines() -> list[Path]:
+    """Remove the engine folders of test runs that are gone (no daemon of theirs alive)."""
+    swept = []
+    for home in Path("/var/tmp").glob(ENGINE_PREFIX + "*"):
+        pids = [int(f.read_text()) for f in home.glob("*.pid") if f.read_text().strip().isdigit()]
+        if not any(Path(f"/proc/{pid}").exists() for pid in pids):
+            remove_engine_folder(home)
+            swept.append(home)
+    return swept
 
 
 class DockerGradescope:
@@ -176,11 +240,19 @@ class DockerGradescope:
         shutil.rmtree(context)
         self.timings["image build (setup.sh)"] = time.monotonic() - started
 
-    def run(self, submission: Path | None, *, replace: dict[str, bytes] | None = None, timeout: float = 900) -> Run:
-        """One submission in a fresh container from the image. ``replace`` swaps files of the
-        image (paths under /autograder/source) first: a grader bug found at run time."""
+    def run(self, submission: Path | None, *, replace: dict[str, bytes] | None = None, namespaces: bool = False,
+            timeout: float = 900) -> Run:
+        """One submission in a fresh container from the image, on a network of its own (an
+        interface besides loopback, no route out).
+
+        By default the container has Docker's default capabilities and seccomp profile, in which
+        bubblewrap cannot make its namespaces; with ``namespaces`` it also has the two rights
+        bubblewrap needs (``CAP_SYS_ADMIN``, ``CAP_NET_ADMIN``, no seccomp filter), as a
+        Gradescope container might. ``replace`` swaps files of the image (paths under
+        /autograder/source) first: a grader bug found at run time."""
         docker = self.docker.docker
-        cid = docker("create", "--network=none", self.image, "/autograder/run_autograder").stdout.decode().strip()
+        rights = ["--cap-add=SYS_ADMIN", "--cap-add=NET_ADMIN", "--security-opt=seccomp=unconfined"] if namespaces else []
+        cid = docker("create", f"--network={DockerEngine.NETWORK}", *rights, self.image, "/autograder/run_autograder").stdout.decode().strip()
         try:
             if submission is not None:
                 with tempfile.TemporaryDirectory() as tmp:
@@ -219,7 +291,10 @@ class TreeGradescope:
         self.timings: dict[str, float] = {}
         self.count = 0
 
-    def run(self, submission: Path | None, *, replace: dict[str, bytes] | None = None, timeout: float = 900) -> Run:
+    def run(self, submission: Path | None, *, replace: dict[str, bytes] | None = None, namespaces: bool = True,
+            timeout: float = 900) -> Run:
+        """One submission in a fresh tree; bubblewrap can always make its namespaces here."""
+        assert namespaces, "the tree cannot withhold bubblewrap's namespaces"
         self.count += 1
         tree = self.home / f"run{self.count}" / "autograder"
         for name in ("submission", "results"):
@@ -305,8 +380,13 @@ class ActionsRunner:
         import yaml
 
         spec = yaml.safe_load((repo / workflow).read_text())
-        self.repo_copy = repo  # what actions/checkout puts in the workspace
         (job,) = spec["jobs"].values()
+        # What the simulation knows how to run; anything else must fail the test, not be skipped.
+        assert set(job) <= {"runs-on", "timeout-minutes", "env", "steps"}, f"job keys the runner does not simulate: {set(job)}"
+        for step in job["steps"]:
+            assert set(step) <= {"name", "uses", "with", "run", "if"}, f"step keys the runner does not simulate: {set(step)}"
+        assert "${{" not in str(job.get("env")), "expressions in the job's env"
+        tree = committed_tree(repo)  # what actions/checkout puts in the workspace
         work = "/home/runner/work/repo"
         env = {"HOME": "/home/runner", "CI": "true", "GITHUB_ACTIONS": "true", "RUNNER_OS": "Linux", "GITHUB_WORKSPACE": work,
                "GITHUB_STEP_SUMMARY": "/home/runner/_step_summary.md", "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -329,7 +409,7 @@ class ActionsRunner:
                     outcomes[name] = "skipped"
                     continue
                 if "uses" in step:
-                    ok = self._action(cid, step, env, work, artifacts, log)
+                    ok = self._action(cid, step, env, work, tree, artifacts, log)
                 else:
                     script = self._expand(step["run"], env)
                     argv = ["exec", "-u", "runner", "-w", work]
@@ -354,13 +434,14 @@ class ActionsRunner:
         assert "${{" not in text, f"the simulated runner does not evaluate: {text}"
         return text
 
-    def _action(self, cid: str, step: dict, env: dict[str, str], work: str, artifacts: dict[str, bytes], log: list[str]) -> bool:
+    def _action(self, cid: str, step: dict[str, Any], env: dict[str, str], work: str, tree: bytes,
+                artifacts: dict[str, bytes], log: list[str]) -> bool:
         action, _, version = step["uses"].partition("@")
         args = step.get("with") or {}
         docker = self.docker.docker
         if action == "actions/checkout":
             docker("exec", "-u", "root", cid, "mkdir", "-p", work)
-            docker("cp", f"{self.repo_copy}/.", f"{cid}:{work}")
+            docker("cp", "-", f"{cid}:{work}", input=tree)
             docker("exec", "-u", "root", cid, "chown", "-R", "runner:runner", work)
         elif action == "actions/setup-python":
             prefix = TOOL_PYTHON.format(version=args["python-version"])
@@ -379,3 +460,15 @@ class ActionsRunner:
         else:
             raise AssertionError(f"the simulated runner does not know the action {action}@{version}")
         return True
+
+
+def committed_tree(repo: Path) -> bytes:
+    """A tar of what a push of ``repo`` holds: its files committed to a fresh git repository
+    (so ``.gitignore`` applies, as it does for the team), then ``git archive``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        clone = Path(tmp) / "repo"
+        shutil.copytree(repo, clone)
+        git = ["git", "-C", str(clone), "-c", "user.name=team", "-c", "user.email=team@example.org", "-c", "init.defaultBranch=main"]
+        for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "push"]):
+            subprocess.run([*git, *args], check=True, capture_output=True)
+        return subprocess.run([*git, "archive", "--format=tar", "HEAD"], check=True, capture_output=True).stdout

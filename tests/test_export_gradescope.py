@@ -139,9 +139,12 @@ def test_a_broken_autograder_still_writes_results(simulated, tmp_path):
 @pytest.mark.slow
 def test_simulated_gradescope_scores_equal_local_grade(simulated, tmp_path):
     """The reference and one mutant, each graded by ``shipml grade`` and inside the simulated
-    Gradescope: the same score for every check. Two gradings at a time (2 cores)."""
+    Gradescope: the same score for every check. On the Docker engine the reference runs in
+    both kinds of container (with and without bubblewrap's namespaces). Two at a time (2 cores)."""
     mutant = next(m for m in list_mutants(LAB) if m.name == MUTANT)
     subs = {"reference": reference_dir(LAB), MUTANT: materialize(LAB, mutant, tmp_path / "subs" / MUTANT)}
+    # (submission, with bubblewrap's namespaces): the tree always has them.
+    runs = [("reference", False), (MUTANT, False), ("reference", True)] if simulated.engine == "docker" else [("reference", True), (MUTANT, True)]
 
     def local(name: str) -> dict:
         out = tmp_path / "local" / name
@@ -150,38 +153,57 @@ def test_simulated_gradescope_scores_equal_local_grade(simulated, tmp_path):
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {("local", n): pool.submit(local, n) for n in subs} | {("gradescope", n): pool.submit(simulated.run, subs[n]) for n in subs}
-        done = {key: f.result() for key, f in futures.items()}
-    for name in subs:
-        here, there = done[("local", name)], done[("gradescope", name)]
-        assert isinstance(there, Run)
-        assert [(t["name"], t["score"], t["max_score"]) for t in there.results["tests"]] == [(t["name"], t["score"], t["max_score"]) for t in here["tests"]], name
-        assert there.results["score"] == here["score"]
-        assert "## How this submission was run" in there.stdout  # the staff copy went to stdout
-        print(f"{name}: local {here['score']:g}, simulated Gradescope ({simulated.engine}) {there.results['score']:g}, "
-              f"run_autograder {there.seconds:.1f} s")
-        path = tmp_path / f"{name}.json"
-        path.write_text(json.dumps(there.results))
+        here_f = {n: pool.submit(local, n) for n in subs}
+        there_f = {(n, ns): pool.submit(simulated.run, subs[n], namespaces=ns) for n, ns in runs}
+        here = {n: f.result() for n, f in here_f.items()}
+        there: dict[tuple[str, bool], Run] = {k: f.result() for k, f in there_f.items()}
+    for (name, ns), run in there.items():
+        assert [(t["name"], t["score"], t["max_score"]) for t in run.results["tests"]] == [(t["name"], t["score"], t["max_score"]) for t in here[name]["tests"]], name
+        assert run.results["score"] == here[name]["score"]
+        assert "## How this submission was run" in run.stdout  # the staff copy went to stdout
+        print(f"{name}: local {here[name]['score']:g}, simulated Gradescope ({simulated.engine}, "
+              f"{'with' if ns else 'without'} bubblewrap's namespaces) {run.results['score']:g}, run_autograder {run.seconds:.1f} s")
+        path = tmp_path / f"{name}-{ns}.json"
+        path.write_text(json.dumps(run.results))
         validate_with_check_jsonschema(path)
-    assert done[("local", "reference")]["score"] == LAB.max_points
-    lost = {t["name"].split(":")[0] for t in done[("gradescope", MUTANT)].results["tests"] if t["score"] < t["max_score"]}
+        report = run.stdout
+        if ns:
+            assert "processes: bubblewrap (own PID, mount, IPC and UTS namespaces" in report
+            assert "network: loopback only" in report
+        else:
+            # Docker's default profile: the staff report says what did not hold, and that the
+            # zip's files were closed to the team's uid, tried from its side.
+            assert "NOT isolated (bubblewrap cannot make its namespaces here" in report
+            assert "hidden data: closed to the team's uid by file permissions (tried from its side" in report
+            assert "network: NOT isolated" in report  # the container's own interface: Gradescope's have one too
+    assert here["reference"]["score"] == LAB.max_points
+    lost = {t["name"].split(":")[0] for t in there[(MUTANT, runs[1][1])].results["tests"] if t["score"] < t["max_score"]}
     assert lost == set(mutant.fails)
-    if simulated.engine == "docker":
-        # Docker's default profile forbids bubblewrap's namespaces: the staff report says so,
-        # and that the zip's files were closed to the team's uid.
-        report = done[("gradescope", "reference")].stdout
-        assert "NOT isolated (bubblewrap cannot make its namespaces here" in report
-        assert "hidden data: closed to the team's uid by file permissions" in report
-    print(f"four gradings, two at a time: {time.monotonic() - started:.0f} s")
+    print(f"{len(runs) + len(subs)} gradings, two at a time: {time.monotonic() - started:.0f} s")
 
 
 @needs_engine
-def test_a_snooping_team_reads_nothing_of_the_zip_and_cannot_forge_its_results(simulated):
+@pytest.mark.parametrize("namespaces", [False, True], ids=["default-profile", "with-namespaces"])
+def test_a_snooping_team_reads_nothing_of_the_zip_and_cannot_forge_its_results(simulated, namespaces):
     """The team's train command, inside the container, tries to read the held-out data, the
-    hidden lab, the manifest and the pins, to list /autograder/source, to write results.json
-    and to import the grader's checks. The staff report quotes what it printed."""
-    run = simulated.run(SNOOP)
-    attempts = {line for line in run.stdout.splitlines() if line.startswith(("ESCAPED:", "blocked:"))}
-    assert len(attempts) == 7, run.stdout[-3000:]
+    hidden lab, the manifest and the pins, to list /autograder/source and the grader's output
+    folder, to write results.json and to import the grader's checks. The staff report quotes
+    what it printed. Without bubblewrap's namespaces, file permissions must refuse each one
+    (Permission denied); with them, the paths are not in the team's view at all."""
+    if simulated.engine != "docker" and not namespaces:
+        pytest.skip("the tree simulation cannot withhold bubblewrap's namespaces")
+    run = simulated.run(SNOOP, namespaces=namespaces)
+    lines = {line.strip() for line in run.stdout.splitlines()}
+    attempts = {line for line in lines if line.startswith(("ESCAPED:", "blocked:"))}
+    assert len(attempts) == 8, run.stdout[-3000:]
     assert not [a for a in attempts if a.startswith("ESCAPED")], attempts
-    assert run.results["score"] == 0 and run.results["tests"]  # the grader's results.json, not the team's
+    assert "control: imported autograder.data" in lines, run.stdout[-3000:]  # the command ran, with the team's rights
+    reads = [a for a in attempts if a.startswith("blocked: read /autograder/source")]
+    assert len(reads) == 4
+    if namespaces:  # not in the view: only the data loader's modules are, under the kit's folder
+        assert all(a.endswith("(No such file or directory)") for a in reads), reads
+        assert "blocked: list /autograder/source (only the data loader's folder)" in attempts
+    else:  # in sight, and refused by the kernel
+        assert all(a.endswith("(Permission denied)") for a in reads), reads
+        assert "blocked: list /autograder/source (Permission denied)" in attempts
+    assert run.results["score"] == 0 and run.results["tests"]
