@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,6 @@ def docker_engine():
     an engine that cannot start (a container without the rights, no Debian mirror). The tests
     then fall back (or skip) and say why; with ``SHIPML_REQUIRE_DOCKER=1``, which CI sets, an
     engine that cannot run fails them instead."""
-    import warnings
-
     from engines import DockerEngine, docker_available
 
     required = os.environ.get("SHIPML_REQUIRE_DOCKER") == "1"

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -43,7 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from conftest import REPO
+
+from autograder.engine.process import die_with_parent
 
 DOCKERFILE = REPO / "tests" / "fixtures" / "gradescope" / "Dockerfile"
 BASE_IMAGE = ("shipml-sim/debian", "bookworm")  # passed as BASE_REPO and TAG to the Dockerfile
@@ -109,8 +113,6 @@ class DockerEngine:
         return proc
 
     def _daemon(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        from autograder.engine.process import die_with_parent
-
         with open(self.home / f"{name}.log", "wb") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         (self.home / f"{name}.pid").write_text(str(proc.pid))
@@ -377,8 +379,6 @@ class ActionsRunner:
         self.timings = {"runner image": time.monotonic() - started}
 
     def run_job(self, repo: Path, workflow: str = ".github/workflows/shipml.yml", timeout: float = 1800) -> Job:
-        import yaml
-
         spec = yaml.safe_load((repo / workflow).read_text())
         (job,) = spec["jobs"].values()
         # What the simulation knows how to run; anything else must fail the test, not be skipped.
@@ -428,8 +428,6 @@ class ActionsRunner:
     @staticmethod
     def _expand(text: str, env: dict[str, str]) -> str:
         """``${{ env.NAME }}``, the one expression the workflow uses; any other is an error."""
-        import re
-
         text = re.sub(r"\$\{\{\s*env\.(\w+)\s*\}\}", lambda m: env[m.group(1)], text)
         assert "${{" not in text, f"the simulated runner does not evaluate: {text}"
         return text
