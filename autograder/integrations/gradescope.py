@@ -40,7 +40,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -55,6 +54,7 @@ from autograder import __version__
 from autograder.engine.results import CheckResult, SubmissionResult, read_results, write_atomic
 from autograder.engine.spec import LAB_FILE, SUBMISSION_FILE, LabSpec, load_lab
 from autograder.errors import ShipmlError
+from autograder.integrations.release import edit_lab_toml
 from autograder.paths import FLIGHTS_DIR, KIT_ROOT
 
 AUTOGRADER = Path("/autograder")
@@ -172,11 +172,16 @@ def check_pins(path: Path) -> list[str]:
     return missing
 
 
+_EXPORT_DROPS = ("reference", "mutants", "starter")
+"""The ``[lab]`` keys the zip drops: pointers to folders that stay in the kit."""
+
+
 def _private_lab_toml(lab: LabSpec) -> str:
-    """lab.toml with every check (hidden ones too), without its pointers to the reference and
-    mutants, which stay in the kit (text edits keep its comments)."""
-    text = (lab.root / LAB_FILE).read_text(encoding="utf-8")
-    return re.sub(r"(?m)^(reference|mutants|starter)\s*=.*\n", "", text)
+    """lab.toml with every check (hidden ones too), without its pointers to the reference, the
+    mutants and the starter (edited by parsing, so that its comments stay)."""
+    path = lab.root / LAB_FILE
+    return edit_lab_toml(path.read_text(encoding="utf-8"), drop_hidden=False, lab_keys=_EXPORT_DROPS,
+                         where=str(path), product="Gradescope autograder")
 
 
 def _sha256_tree(folder: Path) -> dict[str, str]:
@@ -206,6 +211,7 @@ def require_heldout(lab: LabSpec, heldout: Path | None) -> Path | None:
 def build_tree(lab: LabSpec, dest: Path, heldout: Path | None, *, leaderboard: bool = False) -> Path:
     """Write the autograder's files (the zip's contents) into ``dest``; return ``dest``."""
     heldout = require_heldout(lab, heldout)
+    lab_toml = _private_lab_toml(lab)  # before anything is written: a lab.toml it cannot edit stops the export
     dest.mkdir(parents=True, exist_ok=True)
     kit = dest / "kit"
     shutil.copytree(KIT_ROOT / "autograder", kit / "autograder", ignore=_IGNORE)
@@ -213,7 +219,7 @@ def build_tree(lab: LabSpec, dest: Path, heldout: Path | None, *, leaderboard: b
         shutil.copy(KIT_ROOT / name, kit / name)
     lab_dir = kit / "labs" / lab.lab.name
     lab_dir.mkdir(parents=True)
-    (lab_dir / LAB_FILE).write_text(_private_lab_toml(lab), encoding="utf-8")
+    (lab_dir / LAB_FILE).write_text(lab_toml, encoding="utf-8")
     if (lab.root / "README.md").is_file():
         shutil.copy(lab.root / "README.md", lab_dir / "README.md")
     if lab.lab.data:

@@ -16,7 +16,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
+
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
 
 from autograder.engine.mutants import starter_dir
 from autograder.engine.spec import LAB_FILE, LabSpec
@@ -36,14 +40,68 @@ model*.json
 """
 
 
+_RELEASE_DROPS = ("reference", "mutants")
+"""The ``[lab]`` keys a release drops: pointers to instructor folders it does not hold."""
+
+
+def _drop_from_lab_toml(text: str, *, drop_hidden: bool, lab_keys: tuple[str, ...]) -> str:
+    """``text`` edited with tomlkit (comments and layout kept): without the hidden checks when
+    ``drop_hidden``, and without ``lab_keys`` in ``[lab]``. Both ways TOML lists checks are
+    handled: ``[[checks]]`` tables and a ``checks = [{...}, ...]`` array of inline tables."""
+    doc = tomlkit.parse(text)
+    lab = doc.get("lab")
+    if isinstance(lab, dict):
+        for key in lab_keys:
+            lab.pop(key, None)
+    checks = doc.get("checks")
+    if drop_hidden and isinstance(checks, list):
+        for i in reversed(range(len(checks))):
+            if isinstance(checks[i], dict) and checks[i].get("visibility") == "hidden":
+                del checks[i]
+    return tomlkit.dumps(doc).rstrip() + "\n"
+
+
+def _is_hidden(check: object) -> bool:
+    return isinstance(check, dict) and check.get("visibility") == "hidden"
+
+
+def edit_lab_toml(text: str, *, drop_hidden: bool, lab_keys: tuple[str, ...], where: str, product: str) -> str:
+    """``text`` (a lab.toml) for ``product`` (the release, the Gradescope zip): without its hidden
+    checks when ``drop_hidden``, without the ``[lab]`` keys ``lab_keys``, and otherwise unchanged
+    (comments included). What the edit wrote is parsed again with tomllib and must hold exactly
+    the original's data minus those edits; if not, a :class:`ShipmlError` says so and nothing is
+    returned to write. ``where`` names the file in messages."""
+    fix = "write the checks as [[checks]] tables and the lab's keys under [lab], as labs/serving/lab.toml does, and run again"
+    try:
+        before = tomllib.loads(text)
+        edited = _drop_from_lab_toml(text, drop_hidden=drop_hidden, lab_keys=lab_keys)
+        after = tomllib.loads(edited)
+    except (tomllib.TOMLDecodeError, TOMLKitError) as exc:
+        raise ShipmlError(f"{where}: cannot be edited for the {product} ({exc}); nothing was written; {fix}") from None
+    checks = before.get("checks", [])
+    expected = {
+        **before,
+        "lab": {k: v for k, v in before.get("lab", {}).items() if k not in lab_keys},
+        "checks": [c for c in checks if not (drop_hidden and _is_hidden(c))],
+    }
+    if drop_hidden and not expected["checks"]:
+        raise ShipmlError(f"{where}: every check is hidden, so the {product} would hold none; make at least one check public (visibility = \"public\")")
+    left = [str(c.get("id", "?")) for c in after.get("checks", []) if _is_hidden(c)] if drop_hidden else []
+    if left:
+        raise ShipmlError(f"{where}: the {product}'s lab.toml would still hold hidden check(s) {', '.join(left)}; nothing was written; {fix}")
+    kept = [k for k in lab_keys if k in after.get("lab", {})]
+    if kept:
+        raise ShipmlError(f"{where}: the {product}'s lab.toml would still hold [lab] {', '.join(kept)}; nothing was written; {fix}")
+    if {**after, "checks": after.get("checks", [])} != expected:
+        raise ShipmlError(f"{where}: editing it for the {product} changed more than its hidden checks and [lab] {', '.join(lab_keys)}; nothing was written; {fix}")
+    return edited
+
+
 def _public_lab_toml(lab: LabSpec) -> str:
-    """The lab's lab.toml with its hidden checks and its pointers to instructor folders removed
-    (text edits, so that its comments stay: the blocks are those ``[[checks]]`` opens)."""
-    text = (lab.root / LAB_FILE).read_text(encoding="utf-8")
-    head, *blocks = re.split(r"(?m)^(?=\[\[checks\]\]\s*$)", text)
-    head = re.sub(r'(?m)^(reference|mutants)\s*=.*\n', "", head)
-    kept = [b for b in blocks if not re.search(r'(?m)^visibility\s*=\s*"hidden"', b)]
-    return head + "".join(kept)
+    """The lab's lab.toml for the release: no hidden check, no pointer to an instructor folder."""
+    path = lab.root / LAB_FILE
+    return edit_lab_toml(path.read_text(encoding="utf-8"), drop_hidden=True, lab_keys=_RELEASE_DROPS,
+                         where=str(path), product="student release")
 
 
 def _release_notebooks(lab: LabSpec, dest: Path) -> list[Path]:
@@ -105,6 +163,7 @@ def write_release(lab: LabSpec, out: Path) -> list[Path]:
     starter = starter_dir(lab)
     if not starter.is_dir():
         raise ShipmlError(f"{starter}: the lab has no starter folder; lab.toml's 'starter' must name one")
+    lab_toml = _public_lab_toml(lab)  # before anything is written: a lab.toml it cannot clean stops the release
     out.mkdir(parents=True, exist_ok=True)
     shutil.copytree(starter, out, dirs_exist_ok=True, ignore=_IGNORE)
     _release_notebooks(lab, out)
@@ -119,7 +178,7 @@ def write_release(lab: LabSpec, out: Path) -> list[Path]:
         "See the README one folder up.\n", encoding="utf-8")
     lab_dir = kit / "labs" / lab.lab.name
     lab_dir.mkdir(parents=True)
-    (lab_dir / LAB_FILE).write_text(_public_lab_toml(lab), encoding="utf-8")
+    (lab_dir / LAB_FILE).write_text(lab_toml, encoding="utf-8")
     if (lab.root / "README.md").is_file():
         shutil.copy(lab.root / "README.md", lab_dir / "README.md")
     data_dir = write_public(kit / "datasets" / "flights", FLIGHTS_DIR, dataset_id="release")
