@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from conftest import ENGINE_FIXTURE, shipml
 
-from autograder.engine.spec import SpecError, load_lab, load_submission
+from autograder.engine.spec import (
+    HARNESS_PLACEHOLDERS,
+    SpecError,
+    find_lab,
+    load_lab,
+    load_submission,
+)
 
 GOOD_SUBMISSION = """
 [team]
@@ -16,7 +22,7 @@ members = [{ id = "ada" }, { id = "grace", name = "Grace H." }]
 
 [commands]
 serve = "{python} -m app --port {port}"
-train = "{python} -m train --data {data}"
+test = "{python} -m pytest"
 """
 
 
@@ -37,7 +43,8 @@ def test_valid_files_load(tmp_path):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[team]\nname = 'x'\n[commands]\nserve = '{python} app.py --port {prot}'\n", "commands.serve' unknown placeholder '{prot}'"),
+        ("[team]\nname = 'x'\n[commands]\nserve = '{python} app.py --port {prot}'\n",
+         "commands.serve' unknown placeholder '{prot}' (did you mean {port}?); use one of {python}, {data}, {port}, {model}"),
         ("[commands]\nserve = 'x'\n", "field 'team' is required but missing"),
         ("[team]\nname = 'x'\ncolour = 'red'\n", "field 'team.colour' is not a known field"),
         ("[team]\nname = 'x'\n[service]\nstartup_timeout = -3\n", "field 'service.startup_timeout'"),
@@ -51,7 +58,7 @@ def test_valid_files_load(tmp_path):
 )
 def test_malformed_submission_gives_one_line(tmp_path, text, expected):
     with pytest.raises(SpecError) as info:
-        load_submission(write(tmp_path, text))
+        load_submission(write(tmp_path, text), find_lab("serving"))
     message = str(info.value)
     assert expected in message and "\n" not in message and "submission.toml" in message
 
@@ -60,6 +67,107 @@ def test_lab_requires_its_commands(tmp_path):
     lab = load_lab(ENGINE_FIXTURE)
     with pytest.raises(SpecError, match="field 'commands.serve' is required by lab 'engine-fixture'"):
         load_submission(write(tmp_path, "[team]\nname = 'x'\n"), lab)
+
+
+def test_the_lab_declares_its_commands_and_their_placeholders():
+    lab = find_lab("serving")
+    assert list(lab.commands) == ["install", "train", "serve", "predict"], "install comes with every lab, first"
+    assert lab.setup_steps() == ["install", "train"]
+    assert lab.service_command() == "serve"
+    assert lab.placeholders("predict") == ("python", "data", "input", "output", "model")
+    assert lab.command("predict").file_placeholders() == ("input", "output")
+    assert lab.placeholders("install") == ("python",) and not lab.command("install").required
+    assert find_lab("beyond-accuracy").service_command() is None
+    assert set(HARNESS_PLACEHOLDERS) == {"python", "port", "data", "model", "state"}
+
+
+def test_a_submission_command_the_lab_does_not_declare_names_the_labs_commands(tmp_path):
+    text = "[team]\nname = 'x'\n[commands]\nserve = '{python} app.py --port {port}'\ntrian = '{python} train.py'\n"
+    with pytest.raises(SpecError) as info:
+        load_submission(write(tmp_path, text), find_lab("serving"))
+    assert str(info.value) == (
+        f"{tmp_path / 'submission.toml'}: field 'commands.trian' is not a command of lab 'serving'; "
+        "did you mean train? (it takes: install, train, serve, predict)"
+    )
+
+
+def test_a_placeholder_the_command_does_not_receive_names_those_it_may_use(tmp_path):
+    text = "[team]\nname = 'x'\n[commands]\ninstall = '{python} -m pip install -r requirements.txt --target {data}'\n"
+    with pytest.raises(SpecError, match=r"field 'commands.install' uses '\{data\}', which the install command does not receive; it may use \{python\}$"):
+        load_submission(write(tmp_path, text), find_lab("beyond-accuracy"))
+
+
+def test_without_a_lab_templates_are_checked_for_syntax_only(tmp_path):
+    text = "[team]\nname = 'x'\n[commands]\nanything = '{python} x.py --port {port} --in {whatever}'\n"
+    assert load_submission(write(tmp_path, text)).command("anything").endswith("{whatever}")
+    for bad, expected in [("{}", "'{}' is not a placeholder"), ("{port:5}", "'{port:5}' is not a placeholder"),
+                          ("{data.x}", "'{data.x}' is not a placeholder"), ("{oops", "not a valid command template")]:
+        with pytest.raises(SpecError, match="field 'commands.serve'") as info:
+            load_submission(write(tmp_path, f"[team]\nname = 'x'\n[commands]\nserve = 'run {bad}'\n"))
+        assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+WORKER_LAB = """
+[lab]
+name = "queue"
+title = "A lab with a worker"
+
+[lab.commands.serve]
+stage = "service"
+placeholders = ["python", "port", "state"]
+
+[lab.commands.worker]
+stage = "process"
+placeholders = ["python", "port", "state"]
+help = "drains the queue kept in {state}"
+
+[[checks]]
+id = "service_starts"
+function = "autograder.checks.common:check_service_starts"
+points = 1
+description = "The service starts"
+"""
+
+
+def test_a_lab_may_declare_its_own_command_with_its_own_placeholders(tmp_path):
+    lab = load_lab(write(tmp_path, WORKER_LAB, "lab.toml"))
+    assert lab.placeholders("worker") == ("python", "port", "state") and lab.command("worker").stage == "process"
+    assert lab.command("worker").file_placeholders() == ()
+    team = tmp_path / "team"
+    team.mkdir()
+    sub = load_submission(write(team, "[team]\nname = 'x'\n[commands]\nserve = '{python} app.py --port {port} --db {state}/db'\n"
+                                      "worker = '{python} worker.py --api {port} --db {state}/db'\n"), lab)
+    assert sub.command("worker") == "{python} worker.py --api {port} --db {state}/db"
+    assert sub.command("predict") == "", "a command the submission does not give is empty"
+    with pytest.raises(SpecError, match="field 'commands.worker' is required by lab 'queue'; add the command that drains the queue kept in"):
+        load_submission(write(team, "[team]\nname = 'x'\n[commands]\nserve = 'run {port}'\n"), lab)
+    with pytest.raises(SpecError, match=r"field 'commands.worker' unknown placeholder '\{sate\}' \(did you mean \{state\}\?\)"):
+        load_submission(write(team, "[team]\nname = 'x'\n[commands]\nserve = 'run {port}'\nworker = 'run {sate}'\n"), lab)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda t: t.split("[lab.commands.serve]")[0] + 'commands = ["serve"]\n\n[[checks]]' + t.split("[[checks]]", 1)[1],
+         "field 'lab.commands' is a list of names (the old form); declare each command as a table, e.g. [lab.commands.train]"),
+        (lambda t: t.replace('placeholders = ["python", "port"]', 'placeholders = ["python"]'),
+         "field 'lab.commands.serve' a service command must receive 'port'"),
+        (lambda t: t.replace('placeholders = ["python"]\nrequired', 'stage = "service"\nplaceholders = ["python", "port"]\nrequired'),
+         "declares serve and test as stage 'service'; a lab has one service"),
+        (lambda t: t.replace("[lab.commands.test]", "[lab.commands.install]"), "declares 'install', which every lab has already"),
+        (lambda t: t.replace('placeholders = ["python", "port"]', 'placeholders = ["python", "port", "data"]'),
+         "commands.serve receives 'data', but the lab gives none; set data = true"),
+        (lambda t: t.replace('stage = "service"', 'stage = "daemon"'), "field 'lab.commands.serve.stage'"),
+        (lambda t: t.replace('stage = "service"', 'stgae = "service"'), "field 'lab.commands.serve.stgae' is not a known field; did you mean stage? (it takes: stage, placeholders, help, required)"),
+        (lambda t: t.replace('placeholders = ["python", "port"]', 'placeholders = ["python", "port", "port"]'), "lists port twice"),
+    ],
+)
+def test_malformed_command_declarations_give_one_line(tmp_path, change, expected):
+    text = (ENGINE_FIXTURE / "lab.toml").read_text()
+    assert change(text) != text, "the change must change the file"
+    with pytest.raises(SpecError) as info:
+        load_lab(write(tmp_path, change(text), "lab.toml"))
+    assert expected in str(info.value) and "\n" not in str(info.value), str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 """The two spec files, ``lab.toml`` and ``submission.toml``, read and validated with pydantic.
 
+A lab declares the commands its teams give (``[lab.commands.<name>]``: when the harness runs
+each one and which placeholders it receives); a submission gives one template per command.
 A malformed or missing file raises :class:`SpecError` whose one-line message names the file,
 the field and the fix.
 """
@@ -12,33 +14,48 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from autograder.errors import ShipmlError
+from autograder.errors import ShipmlError, did_you_mean, explain_validation
 from autograder.paths import LABS_DIR
 
 LAB_FILE = "lab.toml"
 SUBMISSION_FILE = "submission.toml"
 
-# The placeholders a team command may use, and what the harness puts there.
-PLACEHOLDERS: dict[str, str] = {
+HARNESS_PLACEHOLDERS: dict[str, str] = {
     "python": "the harness's Python interpreter (it has the kit's libraries installed)",
     "port": "the free loopback port the service must listen on",
     "data": "a folder with the public (training and validation) data",
-    "input": "a CSV of rows to predict offline",
-    "output": "where the offline predictions CSV must be written",
-    "model": "the model file: train writes it there, serve and predict load it from there",
+    "model": "the model file: the harness picks its path; train writes it there, the other commands load it from there",
+    "state": "a folder of the team's that survives the service's restarts (a database, a queue)",
 }
+"""The placeholders the harness fills for every command that receives them, and what it puts
+there. Any other placeholder a lab declares (``input``, ``output``) is a *file* placeholder: the
+check that runs the command fills it (``ctx.run(name, inputs=..., outputs=...)``)."""
 
-# The placeholders each command receives: a command may use only these, checked when
-# submission.toml loads, so that a '{port}' in 'train' is a one-line error, not a grader crash.
-COMMAND_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
-    "install": ("python",),
-    "train": ("python", "data", "model"),
-    "serve": ("python", "data", "port", "model"),
-    "predict": ("python", "data", "input", "output", "model"),
-    "test": ("python", "data"),
+STAGES: dict[str, str] = {
+    "setup": "run once before the checks, in the order lab.toml declares them",
+    "service": "the long-running service the checks talk to (it answers the health path)",
+    "process": "a long-running process a check starts",
+    "run": "a command a check runs to completion",
 }
+"""When the harness runs a command, by its ``stage``."""
+
+Stage = Literal["setup", "service", "process", "run"]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+
+_TABLE_EXAMPLE = (
+    'declare each command as a table, e.g. [lab.commands.train] with stage = "setup" and '
+    'placeholders = ["python", "data", "model"] (see labs/serving/lab.toml)'
+)
 
 
 class SpecError(ShipmlError):
@@ -47,6 +64,40 @@ class SpecError(ShipmlError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CommandDecl(_Strict):
+    """One command a lab's teams give in ``submission.toml``, as ``lab.toml`` declares it."""
+
+    stage: Stage = "run"
+    placeholders: tuple[Name, ...] = ("python",)
+    help: str = ""  # what the command does, completing "the command that ...": "trains the model on {data}"
+    required: bool = True
+
+    @field_validator("placeholders")
+    @classmethod
+    def _unique(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"lists {', '.join(twice)} twice; name each placeholder once")
+        return names
+
+    @model_validator(mode="after")
+    def _service_listens(self) -> CommandDecl:
+        if self.stage == "service" and "port" not in self.placeholders:
+            raise ValueError("a service command must receive 'port' (the harness talks to it there); add it to placeholders")
+        return self
+
+    def file_placeholders(self) -> tuple[str, ...]:
+        """The placeholders a check fills (``input``, ``output``): those the harness does not."""
+        return tuple(p for p in self.placeholders if p not in HARNESS_PLACEHOLDERS)
+
+
+COMMON_COMMANDS: dict[str, CommandDecl] = {
+    "install": CommandDecl(stage="setup", placeholders=("python",), required=False, help="installs your dependencies"),
+}
+"""Commands every lab has without declaring them: a team may install its dependencies first
+(optional, ``{python}`` only), whatever the lab."""
 
 
 class CheckSpec(_Strict):
@@ -91,15 +142,39 @@ class LabInfo(_Strict):
     reference: str = "solution"
     starter: str = "starter"
     mutants: str = "mutants"
-    commands: list[Literal["install", "train", "serve", "predict", "test"]] = Field(
-        default_factory=list
-    )
+    commands: dict[Name, CommandDecl] = Field(default_factory=dict)
     time_limit: Annotated[float, Field(gt=0, le=7200)] = 900.0
     data: bool = False  # give the team's commands the public flight data as {data}
 
+    @field_validator("commands", mode="before")
+    @classmethod
+    def _tables(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            raise ValueError(f"is a list of names (the old form); {_TABLE_EXAMPLE}")
+        return value
+
+    @field_validator("commands")
+    @classmethod
+    def _one_service(cls, commands: dict[str, CommandDecl]) -> dict[str, CommandDecl]:
+        for name in commands:
+            if name in COMMON_COMMANDS:
+                raise ValueError(f"declares '{name}', which every lab has already (setup, {{python}} only); remove it")
+        services = [name for name, decl in commands.items() if decl.stage == "service"]
+        if len(services) > 1:
+            raise ValueError(f"declares {' and '.join(services)} as stage 'service'; a lab has one service (make the others 'process')")
+        return commands
+
+    @model_validator(mode="after")
+    def _data_given(self) -> LabInfo:
+        if not self.data:
+            for name, decl in self.commands.items():
+                if "data" in decl.placeholders:
+                    raise ValueError(f"commands.{name} receives 'data', but the lab gives none; set data = true or drop 'data' from its placeholders")
+        return self
+
 
 class LabSpec(_Strict):
-    """A lab's ``lab.toml``: its identity and its checks, in order."""
+    """A lab's ``lab.toml``: its identity, the commands its teams give, and its checks, in order."""
 
     lab: LabInfo
     checks: Annotated[list[CheckSpec], Field(min_length=1)]
@@ -119,6 +194,36 @@ class LabSpec(_Strict):
     def max_points(self) -> float:
         return sum(c.points for c in self.checks)
 
+    @property
+    def commands(self) -> dict[str, CommandDecl]:
+        """Every command a submission of this lab may give: ``install``, then the lab's own, in
+        declared order."""
+        return {**COMMON_COMMANDS, **self.lab.commands}
+
+    def command(self, name: str) -> CommandDecl:
+        """The declaration of command ``name``; a one-line SpecError naming the lab's commands."""
+        decl = self.commands.get(name)
+        if decl is None:
+            guess = did_you_mean(name, self.commands)
+            raise SpecError(
+                f"lab '{self.lab.name}' has no command '{name}'{f'; did you mean {guess}?' if guess else ''} "
+                f"(it declares: {', '.join(self.commands)})"
+            )
+        return decl
+
+    def setup_steps(self) -> list[str]:
+        """The setup commands, in the order the harness runs them: ``install``, then the lab's
+        ``stage = "setup"`` commands as declared. A step the submission leaves out is skipped."""
+        return [name for name, decl in self.commands.items() if decl.stage == "setup"]
+
+    def service_command(self) -> str | None:
+        """The name of the lab's service command (``stage = "service"``), or None."""
+        return next((name for name, decl in self.commands.items() if decl.stage == "service"), None)
+
+    def placeholders(self, name: str) -> tuple[str, ...]:
+        """The placeholders command ``name`` receives (SpecError if the lab has no such command)."""
+        return self.command(name).placeholders
+
     def selected(self, visibility: str | None = None) -> list[CheckSpec]:
         return [c for c in self.checks if visibility is None or c.visibility == visibility]
 
@@ -133,33 +238,29 @@ class Team(_Strict):
     members: list[Member] = Field(default_factory=list)
 
 
-def _check_template(command: str, value: str) -> str:
+def template_fields(template: str) -> list[str]:
+    """The placeholder names of a command template, in order (ValueError if it is malformed)."""
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+        parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
-        raise ValueError(f"'{value}' is not a valid command template ({exc}); write '{{{{' for a literal brace") from None
-    allowed = COMMAND_PLACEHOLDERS[command]
-    for name in fields:
-        if name in allowed:
+        raise ValueError(f"'{template}' is not a valid command template ({exc}); write '{{{{' for a literal brace") from None
+    names = []
+    for _, name, spec, conversion in parsed:
+        if name is None:
             continue
-        known = ", ".join("{" + p + "}" for p in allowed)
-        if name in PLACEHOLDERS:
-            raise ValueError(f"uses '{{{name}}}', which the {command} command does not receive; it may use {known}")
-        raise ValueError(f"unknown placeholder '{{{name}}}'; use one of {known}")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or spec or conversion:
+            whole = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"'{whole}' is not a placeholder; write a placeholder as {{name}}, and '{{{{' for a literal brace")
+        names.append(name)
+    return names
+
+
+def _template(value: str) -> str:
+    template_fields(value)
     return value
 
 
-class Commands(_Strict):
-    install: str = ""
-    train: str = ""
-    serve: str = ""
-    predict: str = ""
-    test: str = ""
-
-    @field_validator("install", "train", "serve", "predict", "test")
-    @classmethod
-    def _templates(cls, value: str, info: ValidationInfo) -> str:
-        return _check_template(str(info.field_name), value)
+Template = Annotated[str, AfterValidator(_template)]
 
 
 class Service(_Strict):
@@ -168,15 +269,17 @@ class Service(_Strict):
 
 
 class SubmissionSpec(_Strict):
-    """A team's ``submission.toml``: who they are and how to run their system."""
+    """A team's ``submission.toml``: who they are and how to run their system (one command
+    template per command of the lab, by name)."""
 
     team: Team
-    commands: Commands = Commands()
+    commands: dict[Name, Template] = Field(default_factory=dict)
     service: Service = Service()
     root: Path = Path(".")
 
     def command(self, name: str) -> str:
-        return str(getattr(self.commands, name))
+        """The team's template for command ``name``; '' when the submission does not give it."""
+        return self.commands.get(name, "")
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -192,21 +295,12 @@ def _read_toml(path: Path, what: str) -> dict[str, Any]:
         raise SpecError(f"{path}: not UTF-8 text; save it as UTF-8") from None
 
 
-def _explain(path: Path, exc: ValidationError) -> SpecError:
-    """Turn pydantic's report into one line: file, field, problem, fix."""
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    kind = err["type"]
-    if kind == "missing":
-        problem = "is required but missing; add it"
-    elif kind == "extra_forbidden":
-        problem = "is not a known field; remove it or check its spelling"
-    else:
-        problem = err["msg"].removeprefix("Value error, ")
-        if "input" in err and kind != "value_error":
-            problem = f"= {err['input']!r}: {problem}"
-    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-    return SpecError(f"{path}: field '{where}' {problem}{more}")
+_FIELD = "field '{}'"
+
+
+def _explain(path: Path, exc: ValidationError, model: type[BaseModel]) -> SpecError:
+    """pydantic's report as one line: file, field, problem, fix."""
+    return SpecError(f"{path}: {explain_validation(exc, where=_FIELD, model=model)}")
 
 
 def load_lab(path: Path | str) -> LabSpec:
@@ -220,7 +314,7 @@ def load_lab(path: Path | str) -> LabSpec:
     try:
         lab = LabSpec.model_validate({**data, "root": file.parent.resolve()})
     except ValidationError as exc:
-        raise _explain(file, exc) from None
+        raise _explain(file, exc, LabSpec) from None
     for check in lab.checks:
         try:
             validate_params(check.function, check.params)
@@ -242,20 +336,50 @@ def find_lab(name_or_path: str | Path) -> LabSpec:
     return load_lab(path)
 
 
+def _braced(names: tuple[str, ...] | list[str]) -> str:
+    return ", ".join("{" + n + "}" for n in names) or "no placeholder"
+
+
+def _against_lab(name: str, template: str, lab: LabSpec) -> str:
+    """What is wrong with the submission's command ``name`` for ``lab``, or ''."""
+    decl = lab.commands.get(name)
+    if decl is None:
+        guess = did_you_mean(name, lab.commands)
+        hint = f"did you mean {guess}? " if guess else ""
+        return f"is not a command of lab '{lab.lab.name}'; {hint}(it takes: {', '.join(lab.commands)})"
+    known = set(HARNESS_PLACEHOLDERS).union(*(d.placeholders for d in lab.commands.values()))
+    for field in template_fields(template):
+        if field in decl.placeholders:
+            continue
+        if field in known:
+            return f"uses '{{{field}}}', which the {name} command does not receive; it may use {_braced(decl.placeholders)}"
+        guess = did_you_mean(field, decl.placeholders)
+        hint = f" (did you mean {{{guess}}}?)" if guess else ""
+        return f"unknown placeholder '{{{field}}}'{hint}; use one of {_braced(decl.placeholders)}"
+    return ""
+
+
 def load_submission(path: Path | str, lab: LabSpec | None = None) -> SubmissionSpec:
-    """Read a submission folder's ``submission.toml``; with ``lab``, require the lab's commands."""
+    """Read a submission folder's ``submission.toml``. With ``lab``, each command must be one
+    the lab declares and use only the placeholders it receives, and the lab's required commands
+    must be there; without it, the templates are checked for syntax only."""
     path = Path(path)
     file = path / SUBMISSION_FILE if path.is_dir() else path
     data = _read_toml(path, SUBMISSION_FILE)
     try:
         spec = SubmissionSpec.model_validate({**data, "root": file.parent.resolve()})
     except ValidationError as exc:
-        raise _explain(file, exc) from None
+        raise _explain(file, exc, SubmissionSpec) from None
     if lab is not None:
-        for name in lab.lab.commands:
-            if not spec.command(name).strip():
+        for name, template in spec.commands.items():
+            problem = _against_lab(name, template, lab)
+            if problem:
+                raise SpecError(f"{file}: field 'commands.{name}' {problem}")
+        for name, decl in lab.commands.items():
+            if decl.required and not spec.command(name).strip():
+                what = f"the command that {decl.help}" if decl.help else "that command"
                 raise SpecError(
                     f"{file}: field 'commands.{name}' is required by lab '{lab.lab.name}'; "
-                    f"add the command that {name}s your system (see the lab README)"
+                    f"add {what} (see the lab README)"
                 )
     return spec
