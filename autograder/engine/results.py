@@ -3,6 +3,10 @@
 Results are written once, atomically, as ``results.json`` in Gradescope's autograder schema
 (https://gradescope-autograders.readthedocs.io/en/latest/specs/). Our own fields ride in
 ``extra_data`` so the same file feeds the reports, the class CSV and the nbgrader import.
+
+Both types are pydantic dataclasses: built positionally or by keyword like any dataclass, with
+their fields validated, and read back by :meth:`SubmissionResult.from_dict` strictly (numbers
+as JSON numbers, no unknown key), so that a torn or forged record is a one-line error.
 """
 
 from __future__ import annotations
@@ -10,9 +14,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+
+if TYPE_CHECKING:
+    from autograder.engine.spec import LabSpec
 
 Status = Literal["passed", "failed"]
 Visibility = Literal["public", "hidden"]
@@ -22,9 +32,16 @@ Visibility = Literal["public", "hidden"]
 _GRADESCOPE_VISIBILITY: dict[str, str] = {"public": "visible", "hidden": "after_published"}
 
 REDACTED = "Hidden check: details are shown to the teaching staff only."
+NOT_GRADED = "Not graded (see the message at the top)."
+
+_NO_UNKNOWN_KEY = ConfigDict(extra="forbid")
 
 
-@dataclass
+class MalformedResult(ValueError):
+    """A results record that does not hold what shipml writes; the message says where, on one line."""
+
+
+@dataclass(config=_NO_UNKNOWN_KEY)
 class CheckResult:
     """What one check found about one submission."""
 
@@ -58,7 +75,7 @@ class CheckResult:
         )
 
 
-@dataclass
+@dataclass(config=_NO_UNKNOWN_KEY)
 class SubmissionResult:
     """Every check's result for one submission, plus how it was run."""
 
@@ -133,16 +150,42 @@ class SubmissionResult:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SubmissionResult:
-        return cls(
-            lab=data["lab"],
-            team=data["team"],
-            members=list(data.get("members", [])),
-            execution_time=float(data.get("execution_time", 0.0)),
-            isolation=list(data.get("isolation", [])),
-            notes=list(data.get("notes", [])),
-            checks=[CheckResult(**c) for c in data["checks"]],
-        )
+    def from_dict(cls, data: object) -> SubmissionResult:
+        """The record :meth:`to_dict` wrote (``extra_data.shipml`` of a results.json), validated
+        strictly: each field of its type (no string for a number), no unknown key, every
+        required one there. A :class:`MalformedResult` names the first field that is not."""
+        try:
+            return _RECORD.validate_json(json.dumps(data), strict=True)
+        except (TypeError, ValueError) as exc:  # ValidationError is a ValueError
+            raise MalformedResult(_one_line(exc)) from None
+
+
+# Strict validation takes a dataclass's fields from a JSON object, not from a Python dict
+# (pydantic's strict mode wants an instance there): the record goes through JSON once.
+_RECORD: TypeAdapter[SubmissionResult] = TypeAdapter(SubmissionResult)
+
+
+def _one_line(exc: Exception) -> str:
+    if not isinstance(exc, ValidationError):
+        return f"not JSON data ({exc})"
+    errors = exc.errors()
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    unknown = "is not a field shipml writes"
+    problem = {"missing": "is required but missing", "extra_forbidden": unknown, "unexpected_keyword_argument": unknown}.get(first["type"], first["msg"])
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return f"{where} {problem}{more}"
+
+
+def not_graded(lab: LabSpec, team: str, message: str, *, each: str = NOT_GRADED) -> SubmissionResult:
+    """A score of 0 for every check of ``lab``, with ``message`` said once, at the top (the
+    result's notes); each check says ``each`` (by default: see the message at the top)."""
+    checks = [
+        CheckResult(id=c.id, description=c.description, score=0.0, max_score=c.points, message=each,
+                    visibility=c.visibility, ml_test_score=c.ml_test_score)
+        for c in lab.checks
+    ]
+    return SubmissionResult(lab=lab.lab.name, team=team, checks=checks, notes=[message])
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -178,7 +221,7 @@ def read_results(path: Path) -> SubmissionResult:
         return SubmissionResult.from_dict(data["extra_data"]["shipml"])
     except FileNotFoundError:
         raise ShipmlError(f"{path}: no such results file; run 'shipml grade' first") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError, MalformedResult) as exc:
         raise ShipmlError(
             f"{path}: not a shipml results.json ({exc.__class__.__name__}: {exc}); regrade with 'shipml grade'"
         ) from None

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder.engine.classrun import write_grades_csv
-from autograder.engine.results import SubmissionResult, write_atomic, write_results
+from autograder.engine.results import MalformedResult, SubmissionResult, write_atomic, write_results
 from autograder.engine.spec import LabSpec
 from autograder.errors import ShipmlError
 
@@ -81,8 +81,8 @@ def validate_results(path: Path, lab: LabSpec, validator: Any | None = None) -> 
         raise InvalidResults("no shipml record (extra_data.shipml): not written by shipml")
     try:
         result = SubmissionResult.from_dict(record)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidResults(f"its shipml record is malformed ({exc.__class__.__name__}: {exc})") from None
+    except MalformedResult as exc:
+        raise InvalidResults(f"its shipml record is malformed: {exc}") from None
     if result.lab != lab.lab.name:
         raise InvalidResults(f"graded for lab '{result.lab}', not '{lab.lab.name}'")
     points = {c.id: c.points for c in lab.checks}

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder import __version__
-from autograder.engine.results import CheckResult, SubmissionResult, read_results, write_atomic
+from autograder.engine.results import SubmissionResult, not_graded, read_results, write_atomic
 from autograder.engine.spec import LAB_FILE, SUBMISSION_FILE, LabSpec, load_lab
 from autograder.errors import ShipmlError
 from autograder.integrations.release import edit_lab_toml
@@ -283,13 +283,6 @@ def find_submission(folder: Path) -> Path | None:
     if len(subs) == 1 and (subs[0] / SUBMISSION_FILE).is_file():
         return subs[0]
     return None
-
-
-def not_graded(lab: LabSpec, team: str, message: str) -> SubmissionResult:
-    """A score of 0 for every check, with ``message`` said once, at the top."""
-    checks = [CheckResult(c.id, c.description, 0.0, c.points, "Not graded (see the message at the top).",
-                          c.visibility, c.ml_test_score) for c in lab.checks]
-    return SubmissionResult(lab=lab.lab.name, team=team, checks=checks, notes=[message])
 
 
 def gradescope_json(result: SubmissionResult, leaderboard: bool) -> dict[str, Any]:
