@@ -26,6 +26,7 @@ runs under the local runner, a container, or against a service a test started it
 from __future__ import annotations
 
 import signal
+import threading
 import time
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +50,8 @@ __all__ = [
     "Runner",
     "ServiceHandle",
     "Verdict",
+    "bind_cancel",
+    "cancel_requested",
     "params_model",
     "partial",
     "passed",
@@ -164,7 +167,8 @@ class ServiceHandle(Protocol):
 
 
 class Runner(Protocol):
-    """What runs the team's system for the checks: the engine's sandbox, or a test's stand-in.
+    """What runs the team's system for the checks (:class:`autograder.engine.runner.TeamRunner`
+    over the sandbox when grading, over a plain folder in tests).
 
     Each method raises :class:`CheckFailed` with the reason when it cannot do its job.
     """
@@ -175,7 +179,8 @@ class Runner(Protocol):
 
     def fresh_service(self, files: Mapping[str, Input]) -> AbstractContextManager[ServiceHandle]:
         """A new instance, returned as soon as its health path answers 200; stopped on exit.
-        Each ``files`` placeholder (say ``model``) gets a copy of that file instead of the usual one."""
+        Each ``files`` placeholder (say ``model`` or ``data``) gets a copy of that file or folder
+        instead of the usual one."""
         ...
 
     def run(self, name: str, *, inputs: Mapping[str, Input], outputs: Sequence[str], timeout: float) -> CommandResult:
@@ -184,8 +189,29 @@ class Runner(Protocol):
         read back into ``files``."""
         ...
 
-    def setup(self, name: str) -> CommandResult | None:
+    def setup_result(self, name: str) -> CommandResult | None:
         """How a setup step (``install``, ``train``) ended, or None if it did not run."""
+        ...
+
+    def process(self, name: str, *, inputs: Mapping[str, Input], health_path: str) -> AbstractContextManager[ServiceHandle]:
+        """Another long-running team command (``{port}`` is its own), handed over once
+        ``health_path`` answers 200 (at once when it is empty); stopped on exit."""
+        ...
+
+    def restart_service(self, sig: int) -> ServiceHandle:
+        """Kill the shared service with ``sig`` and start it again on the same model and state."""
+        ...
+
+    def read_file(self, path: str) -> bytes | None:
+        """A file of the submission as the team handed it in, read safely, or None."""
+        ...
+
+    def read_state(self, path: str) -> bytes | None:
+        """A file the team's commands wrote under ``{state}``, read safely, or None."""
+        ...
+
+    def list_state(self) -> list[str]:
+        """The regular files under ``{state}`` (relative paths)."""
         ...
 
 
@@ -249,12 +275,54 @@ class CheckContext(Generic[P]):
 
     def setup(self, name: str) -> CommandResult:
         """The setup step ``name`` (``install``, ``train``); CheckFailed if it did not run or failed."""
-        result = self._runner.setup(name)
+        result = self._runner.setup_result(name)
         if result is None:
             raise CheckFailed(f"the '{name}' step did not run; add commands.{name} to submission.toml")
         if not result.ok:
             raise CheckFailed(f"The '{name}' step failed: {result.explain()}. Last lines:\n{result.tail()}")
         return result
+
+    def process(self, name: str, *, inputs: Mapping[str, Input] | None = None,
+                health_path: str = "/health") -> AbstractContextManager[ServiceHandle]:
+        """Start the team's long-running command ``name`` (a worker beside the service) with a
+        ``{port}`` of its own; handed over once ``health_path`` answers 200 (``""``: at once)."""
+        return self._runner.process(name, inputs=inputs or {}, health_path=health_path)
+
+    def restart_service(self, sig: int = signal.SIGKILL) -> ServiceHandle:
+        """A fault: kill the running service with ``sig`` (SIGKILL: no chance to flush) and start
+        it again on the same model and ``{state}`` folder; healthy when it returns. The report
+        counts it as the harness's doing, never as the team's crash."""
+        return self._runner.restart_service(sig)
+
+    def read_file(self, path: str) -> bytes | None:
+        """A file of the team's submission (``"decision.md"``, ``"Dockerfile"``) as handed in,
+        or None. Read as the engine reads: no symlink followed, regular files inside the
+        submission only, at most 16 MiB."""
+        return self._runner.read_file(path)
+
+    def read_state(self, path: str) -> bytes | None:
+        """A file the team's service wrote under ``{state}`` (a database, a log), read as
+        :meth:`read_file` reads, or None."""
+        return self._runner.read_state(path)
+
+    def list_state(self) -> list[str]:
+        """The regular files under ``{state}``, as relative paths (a database and its journal)."""
+        return self._runner.list_state()
+
+
+_current = threading.local()
+
+
+def cancel_requested() -> bool:
+    """True once the check running in this thread is past its time limit: long loops (the load
+    generator) stop sending. The engine sets it before it stops what the check was driving."""
+    event = getattr(_current, "cancel", None)
+    return bool(event is not None and event.is_set())
+
+
+def bind_cancel(event: threading.Event | None) -> None:
+    """The engine's side of :func:`cancel_requested`: the event of the check this thread runs."""
+    _current.cancel = event
 
 
 CheckFunction = Callable[[CheckContext[Any]], Verdict]

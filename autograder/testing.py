@@ -21,39 +21,32 @@ import atexit
 import functools
 import os
 import shutil
-import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from autograder.checkapi import (
-    CheckContext,
-    CheckFailed,
-    CheckFunction,
-    CommandResult,
-    Input,
-    LabData,
-    Params,
-    Verdict,
-)
+from autograder.checkapi import CheckContext, CheckFunction, CommandResult, LabData, Params, Verdict
 from autograder.data import dataset_id, write_public
 from autograder.engine.catalogue import resolve, validate_params
-from autograder.engine.grading import place_inputs, run_one
-from autograder.engine.sandbox import Process, render_command, start_process
-from autograder.engine.service import Service, fresh, healthy
+from autograder.engine.files import safe_read
+from autograder.engine.grading import SETUP_STEPS, run_one, run_setup_steps
+from autograder.engine.process import Process, start_process
+from autograder.engine.runner import ServiceSettings, TeamRunner
+from autograder.engine.sandbox import render_command
+from autograder.engine.service import Service, fresh
 from autograder.engine.spec import CheckSpec, find_lab
 from autograder.paths import FLIGHTS_DIR
 
 if TYPE_CHECKING:
     import pytest
 
-__all__ = ["LabCheck", "parametrize_with_checks", "run_check"]
+__all__ = ["LabCheck", "LocalRunner", "PlainWorkspace", "parametrize_with_checks", "public_data", "run_check", "serve_app"]
 
 _OUTPUT_BYTES = 256 * 1024
 
@@ -85,20 +78,28 @@ class _Remote:
 
 
 @dataclass
-class _PlainSpawner:
-    """Starts commands as plain local processes in ``cwd`` (see :class:`autograder.engine.service.Spawner`)."""
+class PlainWorkspace:
+    """A :class:`autograder.engine.runner.Workspace` without a sandbox: commands run as plain
+    local processes in ``cwd`` (each in a session of its own, output bounded, the whole tree
+    killed on timeout), with exchange and state folders under a temporary folder."""
 
     cwd: Path
     data: Path
     processes: list[Process] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="shipml-run-")
+        self.root = Path(self._tmp.name)
+        self.state_dir = self.root / "state"
+        self.state_dir.mkdir()
+
     def render(self, template: str, **values: str | int) -> str:
-        values = dict(values)
-        data = values.pop("data", self.data)  # a check may give {data} another folder (a second training set)
-        return render_command(template, data=Path(data), **values)
+        data = Path(values.pop("data", self.data))  # a check may give {data} another folder
+        return render_command(template, data=data, **values)
 
     def spawn(self, command: str) -> Process:
         proc = start_process(["/bin/sh", "-c", command], env=dict(os.environ), output_bytes=_OUTPUT_BYTES, cwd=self.cwd)
+        proc.command = command
         self.processes.append(proc)
         return proc
 
@@ -107,93 +108,77 @@ class _PlainSpawner:
         if proc in self.processes:
             self.processes.remove(proc)
 
-
-class LocalRunner:
-    """A :class:`autograder.checkapi.Runner` with no sandbox: for tests, not for grading."""
-
-    def __init__(self, *, url: str | None, commands: Mapping[str, str], cwd: Path, data: Path,
-                 health_path: str = "/health", startup_timeout: float = 30.0) -> None:
-        self.url = url
-        self.commands = dict(commands)
-        self.spawner = _PlainSpawner(cwd, data)
-        self.health_path = health_path
-        self.startup_timeout = startup_timeout
-        self._shared: Service | None = None
-        self._setup: dict[str, CommandResult] = {}
-        self._tmp = tempfile.TemporaryDirectory(prefix="shipml-run-")
-        self.values = {"model": str(Path(self._tmp.name) / "model")}
-
-    def _service(self, values: dict[str, str] | None = None) -> Service:
-        serve = self.commands.get("serve", "")
-        if not serve:
-            raise CheckFailed("this check needs the service: pass url= or a 'serve' command")
-        return Service(self.spawner, serve, self.health_path, self.startup_timeout, values=values or self.values)
-
-    def _place(self, inputs: Mapping[str, Input]) -> dict[str, str]:
-        return place_inputs(Path(tempfile.mkdtemp(dir=self._tmp.name)), inputs)
-
-    def _setup_first(self) -> None:
-        """As under the engine, install and train run before anything else uses the system."""
-        for step in ("install", "train"):
-            self.setup(step)
-
-    def service(self) -> _Remote | Service:
-        if self.url is not None:
-            return _Remote(self.url, self.health_path, self.startup_timeout)
-        if self._shared is None:
-            self._setup_first()
-            self._shared = self._service()
-        return healthy(self._shared)
-
-    def fresh_service(self, files: Mapping[str, Input]) -> AbstractContextManager[Service]:
-        self._setup_first()
-        return fresh(self._service({**self.values, **self._place(files)}))
-
-    def run(self, name: str, *, inputs: Mapping[str, Input], outputs: Sequence[str], timeout: float) -> CommandResult:
-        template = self.commands.get(name, "")
-        if not template:
-            raise CheckFailed(f"no '{name}' command; pass commands={{'{name}': ...}}")
-        if name not in ("install", "train"):
-            self._setup_first()
-        values = {**self.values, **self._place(inputs)}
-        io = Path(tempfile.mkdtemp(dir=self._tmp.name))
-        values.update({key: str(io / key) for key in outputs})
-        command = self.spawner.render(template, **values)
-        started = time.monotonic()
+    def run(self, command: str, timeout: float) -> CommandResult:
+        proc = self.spawn(command)
         try:
-            proc = subprocess.run(["/bin/sh", "-c", command], cwd=self.spawner.cwd, capture_output=True, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            output = (exc.stdout or b"") + (exc.stderr or b"")
-            return CommandResult(command, None, output.decode(errors="replace"), time.monotonic() - started, timed_out=True)
-        result = CommandResult(command, proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace"), time.monotonic() - started)
-        for key in outputs:
-            if Path(values[key]).is_file():
-                result.files[key] = Path(values[key]).read_bytes()
-        return result
+            return proc.finish(timeout)
+        finally:
+            if proc in self.processes:
+                self.processes.remove(proc)
 
-    def setup(self, name: str) -> CommandResult | None:
-        """Setup steps run once, on demand; ``train`` keeps the model file it wrote."""
-        if name not in self._setup and self.commands.get(name):
-            self._setup[name] = result = self.run(name, inputs={}, outputs=(), timeout=600)
-            model = Path(self.values["model"])
-            if name == "train" and model.is_file():
-                result.files["model"] = model.read_bytes()
-            self._setup[name] = result
-        return self._setup.get(name)
+    def exchange_dir(self) -> Path:
+        return Path(tempfile.mkdtemp(prefix="io-", dir=self.root))
+
+    def read_output(self, path: Path) -> bytes | None:
+        return safe_read(self.root, path)
+
+    def stop_all(self) -> int:
+        running = [proc for proc in self.processes if proc.alive()]
+        for proc in running:
+            proc.stop(grace=0.5)
+        return len(running)
 
     def close(self) -> None:
-        for proc in list(self.spawner.processes):
-            self.spawner.forget(proc)
+        for proc in list(self.processes):
+            self.forget(proc)
         self._tmp.cleanup()
 
 
+class LocalRunner(TeamRunner):
+    """The engine's runner over a :class:`PlainWorkspace`: for tests, not for grading. With
+    ``url``, the checks' shared service is one a test already runs there."""
+
+    def __init__(self, *, url: str | None, commands: Mapping[str, str], cwd: Path, data: Path,
+                 health_path: str = "/health", startup_timeout: float = 30.0, files_root: Path | None = None) -> None:
+        self.plain = PlainWorkspace(Path(cwd), data)
+        settings = ServiceSettings(health_path=health_path, startup_timeout=startup_timeout)
+        super().__init__(self.plain, commands, files_root=Path(files_root or cwd), service=settings)
+        self.url = url
+
+    def service(self) -> _Remote | Service:  # type: ignore[override]
+        if self.url is not None:
+            return _Remote(self.url, self.settings.health_path, self.settings.startup_timeout)
+        return super().service()
+
+    def close(self) -> None:
+        super().close()
+        self.plain.close()
+
+
+@contextmanager
+def serve_app(command: str, *, cwd: Path | str, data: Path | None = None, health_path: str = "/health",
+              startup_timeout: float = 60.0, **values: str) -> Iterator[Service]:
+    """Run a small app (a test's stand-in for a team's service) until the block ends: ``command``
+    is a submission.toml-style template (``{python}``, ``{port}``, ``{data}`` and ``values``),
+    started in ``cwd`` and handed over once ``health_path`` answers 200."""
+    workspace = PlainWorkspace(Path(cwd), data or public_data())
+    try:
+        with fresh(Service(workspace, command, health_path, startup_timeout, values=dict(values))) as service:
+            yield service
+    finally:
+        workspace.close()
+
+
 @functools.cache
-def _public_export() -> Path:
+def public_data() -> Path:
     """The public data the team's commands get as {data}, written once per process (as the
     engine writes it once per grading); removed when the process exits."""
     folder = Path(tempfile.mkdtemp(prefix="shipml-public-"))
     atexit.register(shutil.rmtree, folder, True)
     return write_public(folder / "data")
+
+
+_public_export = public_data  # the old name, until every caller says public_data
 
 
 def run_check(
@@ -207,13 +192,16 @@ def run_check(
     health_path: str = "/health",
     startup_timeout: float = 30.0,
     timeout: float = 120.0,
+    time_limit: float = 900.0,
 ) -> Verdict:
     """Run one check (a function, or its ``module:function`` path) and return its Verdict.
 
     ``url`` is a service that is already running; without it the ``serve`` command of
     ``commands`` is started on demand. ``params`` are validated as ``lab.toml``'s are. The
     commands get a public export of the kit's data as ``{data}``, as under the engine; the
-    checks' ``data`` defaults to the kit's flight data, held-out months included.
+    checks' ``data`` defaults to the kit's flight data, held-out months included. The setup
+    steps (``install``, ``train``) run first, as under the engine, each within a third of
+    ``time_limit`` (the lab's limit).
     """
     fn = resolve(check) if isinstance(check, str) else check
     name = check if isinstance(check, str) else f"{fn.__module__}:{fn.__name__}"
@@ -222,13 +210,15 @@ def run_check(
             params = validate_params(name, dict(params or {}))
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
-    team_data = _public_export()
+    team_data = public_data()
     data = data or LabData(public=FLIGHTS_DIR, heldout=FLIGHTS_DIR, team_data_id=dataset_id(team_data))
     runner = LocalRunner(url=url, commands=commands or {}, cwd=Path(cwd), data=team_data,
                          health_path=health_path, startup_timeout=startup_timeout)
     try:
+        # As under the engine: the setup steps run first, each within its share of the lab's limit.
+        run_setup_steps(runner, SETUP_STEPS, time_limit)
         ctx = CheckContext(params=params, runner=runner, data=data, deadline=time.monotonic() + timeout)
-        return run_one(fn, ctx, timeout, fn.__name__)
+        return run_one(fn, ctx, timeout, fn.__name__, interrupt=runner.interrupt)
     finally:
         runner.close()
 

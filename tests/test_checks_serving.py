@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from autograder.checkapi import LabData
-from autograder.engine.service import Service
 from autograder.engine.spec import find_lab
 from autograder.paths import FLIGHTS_DIR
-from autograder.testing import LabCheck, _PlainSpawner, _public_export, parametrize_with_checks
+from autograder.testing import LabCheck, parametrize_with_checks, public_data, serve_app
 
 APP = Path(__file__).resolve().parent / "fixtures" / "serving_app"
 CHECKS = {c.id: LabCheck(c) for c in find_lab("serving").checks}
@@ -36,29 +35,21 @@ def commands(mode: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny") / "model.json"
-    subprocess.run([sys.executable, "tinyapp.py", "train", "--data", str(_public_export()), "--out", str(out)], cwd=APP, check=True)
+    subprocess.run([sys.executable, "tinyapp.py", "train", "--data", str(public_data()), "--out", str(out)], cwd=APP, check=True)
     return out
-
-
-def running(mode: str, model: Path) -> Service:
-    """The tiny app, started the way the harness starts a service: through its serve command."""
-    service = Service(_PlainSpawner(APP, _public_export()), commands(mode)["serve"], "/health", 60, values={"model": str(model)})
-    service.start()
-    return service
 
 
 @pytest.fixture(scope="module")
 def good(model):
-    service = running("good", model)
-    yield service.url
-    service.stop()
+    """The tiny app, started the way the harness starts a service: through its serve command."""
+    with serve_app(commands("good")["serve"], cwd=APP, model=str(model)) as service:
+        yield service.url
 
 
 @pytest.fixture(scope="module")
 def bad(model):
-    service = running("bad", model)
-    yield service.url
-    service.stop()
+    with serve_app(commands("bad")["serve"], cwd=APP, model=str(model)) as service:
+        yield service.url
 
 
 def run(check_id: str, url: str | None, mode: str, **params: object):
@@ -86,11 +77,8 @@ def test_check_bad_input_handled(bad):
 
 
 def test_check_bad_input_handled_names_a_rejected_valid_flight(model):
-    strict = running("strict", model)
-    try:
+    with serve_app(commands("strict")["serve"], cwd=APP, model=str(model)) as strict:
         verdict = run("bad_input", strict.url, "strict")
-    finally:
-        strict.stop()
     assert verdict.fraction == pytest.approx(0.6), "every bad input handled, two kinds of valid flight (null weather, no weather) turned away"
     assert "rejected a valid flight (weather null): 422" in verdict.message
     assert "rejected a valid flight (no weather field): 422" in verdict.message, verdict.message
@@ -151,11 +139,8 @@ def test_check_accuracy_in_production(bad):
 
 
 def test_check_accuracy_in_production_flags_a_table_of_outcomes(model):
-    table = running("table", model)
-    try:
+    with serve_app(commands("table")["serve"], cwd=APP, model=str(model)) as table:
         verdict = run("accuracy", table.url, "table", rows=400)
-    finally:
-        table.stop()
     assert verdict.fraction == 1, "the grade stands"
     assert "needs_review" in verdict.details and "beyond" in verdict.details["needs_review"]
 

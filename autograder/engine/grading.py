@@ -12,12 +12,10 @@ report only says what it finds (:func:`autograder.engine.netns.network_isolation
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,109 +23,59 @@ from autograder.checkapi import (
     CheckContext,
     CheckFailed,
     CheckFunction,
-    CommandResult,
-    Input,
     LabData,
     Verdict,
+    bind_cancel,
 )
 from autograder.engine.catalogue import resolve, validate_params
 from autograder.engine.netns import network_isolation
 from autograder.engine.results import CheckResult, SubmissionResult
-from autograder.engine.sandbox import Limits, Sandbox, render_command
-from autograder.engine.service import Service, fresh, healthy
-from autograder.engine.spec import LabSpec, SubmissionSpec
+from autograder.engine.runner import ServiceSettings, TeamRunner
+from autograder.engine.sandbox import Limits, Sandbox
+from autograder.engine.spec import CheckSpec, LabSpec, SubmissionSpec
+
+SETUP_STEPS = ("install", "train")
 
 
-def place_inputs(io: Path, inputs: Mapping[str, Input]) -> dict[str, str]:
-    """Copy each input (bytes, or a harness file or folder) into ``io``; return the placeholder values."""
-    values: dict[str, str] = {}
-    for key, item in inputs.items():
-        target = io / key
-        if isinstance(item, bytes):
-            target.write_bytes(item)
-        elif item.is_dir():
-            shutil.copytree(item, target)
-        else:
-            shutil.copyfile(item, target)
-        values[key] = str(target)
-    return values
+def submission_commands(submission: SubmissionSpec) -> dict[str, str]:
+    """The team's command templates by name."""
+    commands = submission.commands
+    return dict(commands) if isinstance(commands, dict) else commands.model_dump()
 
 
-class SandboxRunner:
-    """The checks' runner over one submission's sandbox (see :class:`autograder.checkapi.Runner`).
-
-    The harness chooses where the model file lives (``{model}``): ``train`` writes it there,
-    ``serve`` and ``predict`` read it from there, and the harness reads it back after ``train``
-    so the provenance check can compare it with what the service says it loaded.
-    """
-
-    def __init__(self, sandbox: Sandbox, submission: SubmissionSpec) -> None:
-        self.sandbox = sandbox
-        self.submission = submission
-        self.values = {"model": str(sandbox.exchange_dir() / "model")}
-        self.setup_results: dict[str, CommandResult] = {}
-        self.shared: Service | None = self._new_service(self.values) if submission.command("serve").strip() else None
-
-    def _new_service(self, values: dict[str, str]) -> Service:
-        spec = self.submission.service
-        return Service(self.sandbox, self.submission.command("serve"), spec.health_path, spec.startup_timeout, values=values)
-
-    def run_setup(self, step: str, timeout: float) -> CommandResult:
-        """Run a setup step (``install``, ``train``); after ``train``, keep the model file it wrote."""
-        result = self.sandbox.run(self.sandbox.render(self.submission.command(step), **self.values), timeout)
-        if step == "train":
-            model = self.sandbox.read_output(Path(self.values["model"]))
-            if model is not None:
-                result.files["model"] = model
-        self.setup_results[step] = result
-        return result
-
-    def _place(self, inputs: Mapping[str, Input]) -> dict[str, str]:
-        return place_inputs(self.sandbox.exchange_dir(), inputs)
-
-    def service(self) -> Service:
-        if self.shared is None:
-            raise CheckFailed("submission.toml has no serve command; add 'commands.serve'")
-        return healthy(self.shared)
-
-    def fresh_service(self, files: Mapping[str, Input]) -> AbstractContextManager[Service]:
-        if self.shared is None:
-            raise CheckFailed("submission.toml has no serve command; add 'commands.serve'")
-        return fresh(self._new_service({**self.values, **self._place(files)}))
-
-    def run(self, name: str, *, inputs: Mapping[str, Input], outputs: Sequence[str], timeout: float) -> CommandResult:
-        template = self.submission.command(name)
-        if not template.strip():
-            raise CheckFailed(f"submission.toml has no '{name}' command; add commands.{name} (see the lab README)")
-        values = {**self.values, **self._place(inputs)}
-        io = self.sandbox.exchange_dir()
-        for key in outputs:
-            values[key] = str(io / key)
-        data = Path(values.pop("data", self.sandbox.data_dir))  # a check may give {data} another folder
-        result = self.sandbox.run(render_command(template, data=data, **values), timeout)
-        for key in outputs:
-            content = self.sandbox.read_output(Path(values[key]))
-            if content is not None:
-                result.files[key] = content
-        return result
-
-    def setup(self, name: str) -> CommandResult | None:
-        return self.setup_results.get(name)
-
-    def close(self) -> None:
-        if self.shared is not None:
-            self.shared.stop()
+SETUP_SHARE = 1 / 3
+"""The share of the lab's time limit each setup step (``install``, ``train``) may take."""
 
 
-def run_one(fn: CheckFunction, ctx: CheckContext[Any], timeout: float, name: str = "") -> Verdict:
+def run_setup_steps(runner: TeamRunner, steps: Sequence[str], time_limit: float) -> list[str]:
+    """Run the submission's setup steps in order, before any check; notes on those that failed."""
+    notes = []
+    for step in steps:
+        if runner.commands.get(step, "").strip():
+            done = runner.run_setup(step, time_limit * SETUP_SHARE)
+            if not done.ok:
+                notes.append(f"The {step} step failed: {done.explain()}.")
+    return notes
+
+
+STOP_GRACE = 10.0
+"""How long a timed-out check's thread may take to notice that it was stopped."""
+
+
+def run_one(fn: CheckFunction, ctx: CheckContext[Any], timeout: float, name: str = "",
+            interrupt: Callable[[], str] | None = None) -> Verdict:
     """Run one check within ``timeout`` seconds; whatever goes wrong becomes a failed Verdict.
 
     The check runs in a worker thread so that a check stuck on a hung team service cannot stop
-    the grading; the thread is abandoned on timeout (its HTTP calls end when the service stops).
+    the grading. When it runs out of time, its cancel flag is set (the load generator stops
+    sending), ``interrupt`` stops every team process it was driving, and its thread gets
+    :data:`STOP_GRACE` seconds to end, so that it does not overlap the next check.
     """
     box: dict[str, Any] = {}
+    cancel = threading.Event()
 
     def target() -> None:
+        bind_cancel(cancel)
         try:
             box["verdict"] = fn(ctx)
         except CheckFailed as exc:
@@ -135,15 +83,22 @@ def run_one(fn: CheckFunction, ctx: CheckContext[Any], timeout: float, name: str
         except Exception as exc:  # noqa: BLE001 - any crash of a check is a failed check
             box["error"] = exc
             box["trace"] = traceback.format_exc(limit=3)
+        finally:
+            bind_cancel(None)
 
     thread = threading.Thread(target=target, name=f"check-{name or fn.__name__}", daemon=True)
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
+        cancel.set()
+        stopped = interrupt() if interrupt is not None else "nothing (no runner to stop)"
+        thread.join(STOP_GRACE)
+        still = "" if not thread.is_alive() else f" Its thread was still running {STOP_GRACE:g} s later."
         return Verdict(0.0, (
-            f"The check did not finish within its {timeout:g} s limit; the service "
-            "may be hanging on a request. Make every request answer within a few seconds."
-        ))
+            f"The check did not finish within its {timeout:g} s limit; the service may be hanging on a "
+            "request. Make every request answer within a few seconds. The harness stopped what the check "
+            f"was driving before the next check: {stopped}.{still}"
+        ), {"stopped": stopped, "thread_ended": not thread.is_alive()})
     if "error" in box:
         exc = box["error"]
         return Verdict(0.0, f"The check could not complete: {exc.__class__.__name__}: {exc}", {"trace": box["trace"]})
@@ -151,6 +106,47 @@ def run_one(fn: CheckFunction, ctx: CheckContext[Any], timeout: float, name: str
     if not isinstance(verdict, Verdict):
         return Verdict(0.0, f"internal error: {fn.__name__} returned {type(verdict).__name__}, not a Verdict")
     return verdict
+
+
+def run_checks(
+    specs: Sequence[CheckSpec],
+    runner: TeamRunner,
+    data: LabData,
+    on_check: Callable[[CheckResult], None] | None = None,
+) -> list[CheckResult]:
+    """Run ``specs`` in order against ``runner``: one result per check."""
+    results = []
+    for spec in specs:
+        fn, params = resolve(spec.function), validate_params(spec.function, spec.params)
+        t0 = time.monotonic()
+        ctx = CheckContext(params=params, runner=runner, data=data, deadline=t0 + spec.timeout)
+        verdict = run_one(fn, ctx, spec.timeout, spec.id, interrupt=runner.interrupt)
+        result = CheckResult(
+            id=spec.id,
+            description=spec.description,
+            score=round(spec.points * verdict.fraction, 2),
+            max_score=spec.points,
+            message=verdict.message,
+            visibility=spec.visibility,
+            ml_test_score=spec.ml_test_score,
+            duration=round(time.monotonic() - t0, 3),
+            details=dict(verdict.details),
+        )
+        results.append(result)
+        if on_check is not None:
+            on_check(result)
+    return results
+
+
+def service_notes(runner: TeamRunner) -> list[str]:
+    """What the report says about the shared service's life: the team's crashes, and the harness's own kills."""
+    shared, notes = runner.shared, []
+    if shared is not None and shared.restarts:
+        notes.append(f"The service died during grading and was restarted {shared.restarts} time(s). First death: {shared.deaths[0]}")
+    if shared is not None and shared.faults:
+        notes.append(f"The harness killed the service {len(shared.faults)} time(s) on purpose (a check's fault "
+                     f"injection, not a crash): {'; '.join(shared.faults)}")
+    return notes
 
 
 def grade(
@@ -167,39 +163,19 @@ def grade(
     started = time.monotonic()
     hidden = data.heldout is not None
     specs = lab.checks if hidden else lab.selected("public")
-    bound = [(spec, resolve(spec.function), validate_params(spec.function, spec.params)) for spec in specs]
+    for spec in specs:  # a lab that names a missing check fails before any team code runs
+        resolve(spec.function)
+        validate_params(spec.function, spec.params)
     sandbox = Sandbox(submission, hidden=hidden_paths, limits=limits or Limits(), public_data=public_data, isolation=[network_isolation()])
     notes: list[str] = []
-    runner: SandboxRunner | None = None
+    runner: TeamRunner | None = None
     results: list[CheckResult] = []
     try:
-        runner = SandboxRunner(sandbox, submission)
-        for step in ("install", "train"):
-            if submission.command(step).strip():
-                done = runner.run_setup(step, lab.lab.time_limit / 3)
-                if not done.ok:
-                    notes.append(f"The {step} step failed: {done.explain()}.")
-        for spec, fn, params in bound:
-            t0 = time.monotonic()
-            ctx = CheckContext(params=params, runner=runner, data=data, deadline=t0 + spec.timeout)
-            verdict = run_one(fn, ctx, spec.timeout, spec.id)
-            result = CheckResult(
-                id=spec.id,
-                description=spec.description,
-                score=round(spec.points * verdict.fraction, 2),
-                max_score=spec.points,
-                message=verdict.message,
-                visibility=spec.visibility,
-                ml_test_score=spec.ml_test_score,
-                duration=round(time.monotonic() - t0, 3),
-                details=dict(verdict.details),
-            )
-            results.append(result)
-            if on_check is not None:
-                on_check(result)
-        shared = runner.shared
-        if shared is not None and shared.restarts:
-            notes.append(f"The service died during grading and was restarted {shared.restarts} time(s). First death: {shared.deaths[0]}")
+        settings = ServiceSettings(health_path=submission.service.health_path, startup_timeout=submission.service.startup_timeout)
+        runner = TeamRunner(sandbox, submission_commands(submission), files_root=submission.root, service=settings)
+        notes += run_setup_steps(runner, SETUP_STEPS, lab.lab.time_limit)
+        results = run_checks(specs, runner, data, on_check)
+        notes += service_notes(runner)
     finally:
         if runner is not None:
             runner.close()

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.checkapi import CommandResult
 from autograder.checkapi import last_lines as tail_lines
 from autograder.engine.cgroups import uid_of
 
@@ -144,6 +145,39 @@ class Process:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def finish(self, timeout: float) -> CommandResult:
+        """Wait up to ``timeout`` seconds for the command to end, then stop it and all it
+        started (a timed-out command's whole tree is killed, not only its first process)."""
+        timed_out = False
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        self.stop(grace=0.5)
+        return CommandResult(
+            command=self.command,
+            returncode=None if timed_out else self.popen.returncode,
+            output=self.output.text(),
+            duration=time.monotonic() - self.started,
+            timed_out=timed_out,
+            output_truncated=self.output.truncated,
+        )
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the team's processes of this command (a harness-made fault): the
+        process group without a team uid, else every process of the command that runs as the
+        team's uid (never bubblewrap's own root processes)."""
+        if self.popen.poll() is not None:
+            return
+        if self.team_uid is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.popen.pid, sig)
+            return
+        for pid in [self.popen.pid, *_descendants(self.popen.pid)]:
+            if uid_of(pid) == self.team_uid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+
     def stop(self, grace: float = 3.0) -> None:
         """Ask the command's processes to stop, then kill all of them."""
         if self.popen.poll() is None:
@@ -152,10 +186,7 @@ class Process:
             else:
                 # Like systemd's stop: SIGTERM to every team process of this command, none to
                 # bwrap's own two (root) processes, whose death would kill the rest at once.
-                for pid in [self.popen.pid, *_descendants(self.popen.pid)]:
-                    if uid_of(pid) == self.team_uid:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, signal.SIGTERM)
+                self.signal(signal.SIGTERM)
             try:
                 self.popen.wait(grace)
             except subprocess.TimeoutExpired:

@@ -26,11 +26,8 @@ import os
 import resource
 import shlex
 import shutil
-import stat
-import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +35,7 @@ from pathlib import Path
 from autograder.checkapi import CommandResult
 from autograder.engine import workspace
 from autograder.engine.cgroups import TeamCgroup
+from autograder.engine.files import MAX_READ_BYTES, safe_read
 from autograder.engine.jail import bwrap_argv, bwrap_problem, package_dir, team_modules
 from autograder.engine.process import (
     OutputTail,
@@ -107,11 +105,13 @@ class Sandbox:
         self.copy = self.workspace / "submission"
         self.data_dir = self.workspace / "data"
         self.io_root = self.workspace / "io"
+        self.state_dir = self.workspace / "state"  # {state}: survives restarts of the service
         shutil.copytree(self.spec.root, self.copy, symlinks=True, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__"))
         if self.public_data is not None:
             shutil.copytree(self.public_data, self.data_dir)
         else:
             self.data_dir.mkdir()
+        self.state_dir.mkdir()
         # The exchange folders' parent belongs to root, so the team cannot swap an exchange
         # folder for a symlink while the harness writes a command's input into it.
         self.io_root.mkdir(mode=0o755)
@@ -122,6 +122,8 @@ class Sandbox:
         self._pending: list[Path] = []
         self.group: TeamCgroup | None = None
         if self.uid is not None:
+            os.chown(self.state_dir, self.uid, self.uid)
+            os.chmod(self.state_dir, 0o700)
             for path in (self.copy, self.data_dir):
                 os.lchown(path, self.uid, self.uid)
                 os.chmod(path, 0o700)
@@ -238,7 +240,10 @@ class Sandbox:
         return lines
 
     def render(self, template: str, **values: str | int) -> str:
-        return render_command(template, data=self.data_dir, **values)
+        """``template`` filled in; a ``data`` value replaces the public data folder (a check may
+        give ``{data}`` another folder, e.g. a second training set)."""
+        data = Path(values.pop("data", self.data_dir))
+        return render_command(template, data=data, **values)
 
     def _argv(self, command: str) -> list[str]:
         if self.uid is None or self.no_bwrap:
@@ -246,7 +251,7 @@ class Sandbox:
         return bwrap_argv(
             uid=self.uid,
             cwd=self.copy,
-            read_write=[self.copy, self.io_root],
+            read_write=[self.copy, self.io_root, self.state_dir],
             read_only=[self.data_dir],
             hidden=self.hidden,
             tmp_mb=self.limits.tmp_mb,
@@ -318,21 +323,11 @@ class Sandbox:
     def run(self, command: str, timeout: float) -> CommandResult:
         """Run a team command to completion, within ``timeout`` seconds of wall-clock time."""
         proc = self.spawn(command)
-        timed_out = False
         try:
-            proc.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        proc.stop(grace=0.5)
-        self._processes.remove(proc)
-        return CommandResult(
-            command=command,
-            returncode=proc.popen.returncode if not timed_out else None,
-            output=proc.output.text(),
-            duration=time.monotonic() - proc.started,
-            timed_out=timed_out,
-            output_truncated=proc.output.truncated,
-        )
+            return proc.finish(timeout)
+        finally:
+            if proc in self._processes:
+                self._processes.remove(proc)
 
     def exchange_dir(self) -> Path:
         """A fresh folder where the harness puts a command's input and the team writes output.
@@ -346,42 +341,18 @@ class Sandbox:
             self._pending.append(folder)
         return folder
 
-    def read_output(self, path: Path, max_bytes: int = 64 * 1024 * 1024) -> bytes | None:
-        """The bytes of a file a team command wrote, or None when there is no such regular file.
+    def read_output(self, path: Path, max_bytes: int = MAX_READ_BYTES) -> bytes | None:
+        """The bytes of a file a team command wrote in the workspace, or None when there is no
+        such regular file (read with :func:`autograder.engine.files.safe_read`: the team
+        controls its folders, so no symlink is followed)."""
+        return safe_read(self.workspace, path, max_bytes)
 
-        The team controls its folders, so any part of the path may be a symlink to a file it
-        must not read (``/etc/shadow``), the file a FIFO that blocks, or a device. The path is
-        walked one folder at a time from the workspace, none opened through a symlink
-        (``O_NOFOLLOW`` on each), the file read only if it is a regular file on the workspace's
-        own filesystem, and at most ``max_bytes`` of it.
-        """
-        try:
-            parts = path.relative_to(self.workspace).parts
-        except ValueError:
-            return None
-        if not parts or ".." in parts:
-            return None
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-        opened: list[int] = []
-        try:
-            fd = os.open(self.workspace, flags | os.O_DIRECTORY)
-            opened.append(fd)
-            device = os.fstat(fd).st_dev
-            for name in parts[:-1]:
-                fd = os.open(name, flags | os.O_DIRECTORY, dir_fd=fd)
-                opened.append(fd)
-            fd = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
-            opened.append(fd)
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_dev != device:
-                return None
-            with os.fdopen(fd, "rb", closefd=False) as fh:
-                return fh.read(max_bytes)
-        except OSError:
-            return None
-        finally:
-            for fd in opened:
-                os.close(fd)
+    def stop_all(self) -> int:
+        """Stop every command this sandbox started that still runs (a timed-out check's)."""
+        running = [proc for proc in self._processes if proc.alive()]
+        for proc in running:
+            proc.stop(grace=0.5)
+        return len(running)
 
     def forget(self, proc: Process) -> None:
         """Stop ``proc`` and stop tracking it."""

@@ -1,7 +1,9 @@
-"""Service lifecycle: pick a port, start the team's ``serve`` command, wait for health, stop."""
+"""Service lifecycle: pick a port, start a long-running team command, wait for health, stop;
+and the harness-made faults (kill with a chosen signal), told apart from the team's crashes."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +34,7 @@ class ServiceUnavailable(Exception):
 class Service:
     """A running team service, as the checks see it (a :class:`autograder.checkapi.ServiceHandle`)."""
 
-    sandbox: Spawner
+    spawner: Spawner
     command_template: str
     health_path: str
     startup_timeout: float
@@ -41,7 +43,8 @@ class Service:
     startup_seconds: float = 0.0
     restarts: int = 0
     failure: str = ""
-    deaths: list[str] = field(default_factory=list)
+    deaths: list[str] = field(default_factory=list)  # the team's crashes, found by the harness
+    faults: list[str] = field(default_factory=list)  # the harness's own kills (never a crash)
     values: dict[str, str] = field(default_factory=dict)  # more placeholders for the command, e.g. {model}
     _client: httpx.Client | None = field(default=None, repr=False)
 
@@ -60,9 +63,11 @@ class Service:
     def _start(self) -> None:
         self.stop()
         self.port = free_port()
-        command = self.sandbox.render(self.command_template, port=self.port, **self.values)
-        self.process = self.sandbox.spawn(command)
+        command = self.spawner.render(self.command_template, port=self.port, **self.values)
+        self.process = self.spawner.spawn(command)
         started = time.monotonic()
+        if not self.health_path:  # a process without a health path is handed over as started
+            return
         deadline = started + self.startup_timeout
         last = "no answer yet"
         with httpx.Client(base_url=self.url, timeout=2.0) as probe:
@@ -125,7 +130,26 @@ class Service:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.sandbox.forget(self.process)
+            self.spawner.forget(self.process)
+
+    def kill(self, sig: int = signal.SIGKILL, wait: float = 10.0) -> str:
+        """A harness-made fault: send ``sig`` to the service's processes, wait up to ``wait``
+        seconds for it to end, then stop what is left. It is recorded in :attr:`faults`, so the
+        next :meth:`ensure` starts the service again without counting a crash of the team's.
+        Returns how the service ended."""
+        if self.process is None or not self.process.alive():
+            raise ServiceUnavailable("the service is not running, so there is nothing to kill")
+        name = signal.Signals(sig).name
+        self.process.signal(sig)
+        try:
+            self.process.popen.wait(wait)
+            ended = f"{name} sent by the harness; the service ended (exit code {self.process.popen.returncode})"
+        except Exception:  # noqa: BLE001 - still running after the wait: say so, then stop it
+            ended = f"{name} sent by the harness; the service was still running {wait:g} s later and was stopped"
+        self.stop()
+        self.process = None
+        self.faults.append(ended)
+        return ended
 
 
 def healthy(service: Service) -> Service:

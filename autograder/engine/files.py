@@ -1,0 +1,107 @@
+"""Reading what a team wrote, safely: the one read the engine and the checks use.
+
+The team controls its folders, so any part of a path may be a symlink to a file it must not
+read (``/etc/shadow``), the file a FIFO that blocks, or a device. :func:`safe_read` walks a path
+one folder at a time from a root the harness chose, opening none through a symlink
+(``O_NOFOLLOW`` on each), and reads the file only if it is a regular file on the root's own
+filesystem, and at most ``max_bytes`` of it. There is no library call that does this (``open``
+follows symlinks in every component; ``openat2``'s ``RESOLVE_BENEATH`` is not in Python's
+standard library), hence the walk by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path, PurePosixPath
+
+__all__ = ["MAX_READ_BYTES", "safe_list", "safe_read"]
+
+MAX_READ_BYTES = 64 * 1024 * 1024
+_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _parts(root: Path, path: Path | str) -> tuple[str, ...] | None:
+    """``path`` (absolute under ``root``, or relative to it) as plain names, or None."""
+    path = Path(path)
+    if path.is_absolute():
+        try:
+            path = path.relative_to(root)
+        except ValueError:
+            return None
+    parts = PurePosixPath(path).parts
+    if not parts or any(p in ("..", "/", "") for p in parts):
+        return None
+    return tuple(p for p in parts if p != ".") or None
+
+
+def _open_dir(root: Path, names: tuple[str, ...], opened: list[int]) -> tuple[int, int]:
+    fd = os.open(root, _FLAGS | os.O_DIRECTORY)
+    opened.append(fd)
+    device = os.fstat(fd).st_dev
+    for name in names:
+        fd = os.open(name, _FLAGS | os.O_DIRECTORY, dir_fd=fd)
+        opened.append(fd)
+    return fd, device
+
+
+def safe_read(root: Path, path: Path | str, max_bytes: int = MAX_READ_BYTES) -> bytes | None:
+    """The first ``max_bytes`` of the regular file ``path`` under ``root``, or None when there
+    is no such file reachable without a symlink, on ``root``'s own filesystem."""
+    parts = _parts(root, path)
+    if parts is None:
+        return None
+    opened: list[int] = []
+    try:
+        folder, device = _open_dir(root, parts[:-1], opened)
+        fd = os.open(parts[-1], _FLAGS | os.O_NONBLOCK, dir_fd=folder)
+        opened.append(fd)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_dev != device:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(max_bytes)
+    except OSError:
+        return None
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+
+def safe_list(root: Path, limit: int = 10_000) -> list[str]:
+    """The regular files under ``root`` (relative paths, sorted), found without following a
+    symlink or leaving ``root``'s filesystem; at most ``limit`` of them."""
+    found: list[str] = []
+    opened: list[int] = []
+    try:
+        top, device = _open_dir(root, (), opened)
+    except OSError:
+        return []
+    todo: list[tuple[int, str]] = [(top, "")]
+    try:
+        while todo and len(found) < limit:
+            fd, prefix = todo.pop()
+            try:
+                entries = sorted(os.listdir(fd))
+            except OSError:
+                continue
+            for name in entries:
+                try:
+                    info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except OSError:
+                    continue
+                if info.st_dev != device:
+                    continue
+                if stat.S_ISREG(info.st_mode):
+                    found.append(prefix + name)
+                elif stat.S_ISDIR(info.st_mode):
+                    try:
+                        child = os.open(name, _FLAGS | os.O_DIRECTORY, dir_fd=fd)
+                    except OSError:
+                        continue
+                    opened.append(child)
+                    todo.append((child, f"{prefix}{name}/"))
+    finally:
+        for fd in opened:
+            os.close(fd)
+    return sorted(found)[:limit]
