@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from conftest import shipml
 from autograder.engine.report import write_reports
 from autograder.engine.results import SubmissionResult
 from autograder.engine.spec import find_lab
+from autograder.errors import ShipmlError
 from autograder.integrations.collect import collect
 
 LAB = find_lab("serving")
@@ -199,3 +202,16 @@ def test_nothing_to_collect_is_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     proc = shipml("collect", "serving", str(tmp_path / "empty"), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2 and "no results.json under" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_without_jsonschema_the_hint_installs_what_pyproject_requires(monkeypatch):
+    """jsonschema is a base dependency: the hint names its pin from pyproject.toml, no extra."""
+    from autograder.integrations.collect import _validator
+    from autograder.paths import KIT_ROOT
+
+    base = tomllib.loads((KIT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pin = next(d for d in base if d.split(">")[0].split("=")[0].strip() == "jsonschema")
+    monkeypatch.setitem(sys.modules, "jsonschema", None)  # import jsonschema now raises ImportError
+    with pytest.raises(ShipmlError) as caught:
+        _validator()
+    assert f"pip install '{pin}'" in str(caught.value) and "extra" not in str(caught.value)

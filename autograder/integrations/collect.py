@@ -60,7 +60,8 @@ def _validator() -> Any:
     try:
         from jsonschema import Draft202012Validator
     except ImportError:
-        raise ShipmlError("collect validates every results.json with jsonschema: pip install jsonschema (or the kit's nbgrader extra)") from None
+        raise ShipmlError("collect validates every results.json with jsonschema, one of shipml's own dependencies, and it is missing here: "
+                          "pip install 'jsonschema>=4' (or reinstall the kit: pip install -e . in its folder)") from None
     return Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
 
 
