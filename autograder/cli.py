@@ -132,7 +132,7 @@ def cmd_checks(args: argparse.Namespace) -> int:
     from autograder.engine import labdoc
     from autograder.engine.catalogue import locate, relative
     from autograder.engine.mutants import list_mutants
-    from autograder.engine.spec import find_lab
+    from autograder.engine.spec import REQUIREMENTS, ROLES, find_lab
 
     lab = find_lab(args.lab)
     if args.markdown:
@@ -149,12 +149,16 @@ def cmd_checks(args: argparse.Namespace) -> int:
     readme = labdoc.readme_path(lab)
     # Plain lines, one block per check, never wrapped: each line is a hop a reader can follow.
     print(f"{lab.lab.title} ({lab.lab.name}): {lab.max_points:g} points, {public:g} in public checks")
+    by_role = {role: sum(c.points for c in lab.checks if c.role == role) for role in ROLES}
+    print("by role: " + ", ".join(f"{role} {points:g}" for role, points in by_role.items()))
     for c in lab.checks:
         where = locate(c.function)
         proven = ", ".join(m.name for m in mutants if c.id in (m.fails or ())) or "(none)"
         print()
         print(f"{c.id}  {c.points:g} points  {c.visibility}  {c.ml_test_score}: {title(c.ml_test_score)}")
         print(f"  {c.description}")
+        print(f"  role     {c.role}")
+        print(f"  requires {', '.join(f'{r} ({REQUIREMENTS[r]})' for r in c.requires) or '(nothing)'}")
         print(f"  code     {where.code} {c.function.rpartition(':')[2]}")
         print(f"  mutants  {proven}")
         print(f"  test     {where.test or '(none)'}")
@@ -366,7 +370,7 @@ def _args_site(p: argparse.ArgumentParser) -> None:
 
 Verb = tuple[Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None], str]
 VERBS: dict[str, Verb] = {
-    "checks": (cmd_checks, _args_checks, "list a lab's checks: points, visibility, ML Test Score, code, mutants and test"),
+    "checks": (cmd_checks, _args_checks, "list a lab's checks: points, visibility, role, requirements, ML Test Score, code, mutants and test"),
     "check": (cmd_check, _args_check, "run a lab's public checks on a submission folder (a team's self-check)"),
     "grade": (cmd_grade, _args_grade, "run all of a lab's checks on one submission and write its reports"),
     "grade-all": (cmd_grade_all, _args_grade_all, "grade every submission folder of a class in parallel, resumably"),

@@ -103,7 +103,21 @@ def test_shipml_checks_shows_code_mutants_and_test_per_check():
     block = proc.stdout.split("\nno_skew  ")[1].split("\n\n")[0]
     points = {c.id: c.points for c in lab.checks}["no_skew"]
     assert f"{points:g} points  public  Monitor 3: Training and serving are not skewed" in block
+    assert "\n  role     data-scientist\n  requires (nothing)\n" in block
     assert "code     autograder/checks/serving.py:" in block and "check_no_training_serving_skew" in block
     assert "mutants  utc_hour_skew" in block
     assert "test     tests/test_checks_serving.py::test_check_no_training_serving_skew" in block
     assert "doc      labs/serving/README.md" in block
+    accuracy = proc.stdout.split("\naccuracy  ")[1].split("\n\n")[0]
+    assert "\n  role     data-scientist\n  requires heldout (the held-out data" in accuracy
+    points = {role: sum(c.points for c in lab.checks if c.role == role) for role in ("data-scientist", "software-engineer", "operator")}
+    assert (f"by role: data-scientist {points['data-scientist']:g}, software-engineer {points['software-engineer']:g}, "
+            f"operator {points['operator']:g}, domain 0\n") in proc.stdout
+
+
+def test_the_readme_check_table_shows_each_checks_role():
+    lab = find_lab("serving")
+    table = labdoc.checks_markdown(lab)
+    assert table.startswith("| check | points | visibility | role | ML Test Score | passes when |")
+    assert "| `no_skew` | 15 | public | data scientist | Monitor 3 |" in table
+    assert "| `accuracy` | 20 | hidden | data scientist | Model 2 |" in table

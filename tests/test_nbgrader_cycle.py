@@ -250,10 +250,14 @@ HARNESS_LAB = """
 name = "harness-only"
 title = "A lab graded by the harness alone"
 
+[lab.commands.test]
+placeholders = ["python"]
+
 [[checks]]
 id = "tests_pass"
 function = "autograder.checks.common:check_command_succeeds"
 points = 3
+role = "software-engineer"
 description = "The team's tests pass"
 
 [[checks]]
@@ -261,6 +265,7 @@ id = "hidden_quality"
 function = "autograder.checks.common:check_command_succeeds"
 points = 2
 visibility = "hidden"
+role = "data-scientist"
 description = "Quality on hidden data"
 """
 

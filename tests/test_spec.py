@@ -14,6 +14,7 @@ from autograder.engine.spec import (
     load_lab,
     load_submission,
 )
+from autograder.paths import LABS_DIR
 
 GOOD_SUBMISSION = """
 [team]
@@ -125,6 +126,7 @@ help = "drains the queue kept in {state}"
 id = "service_starts"
 function = "autograder.checks.common:check_service_starts"
 points = 1
+role = "operator"
 description = "The service starts"
 """
 
@@ -194,9 +196,48 @@ def test_malformed_lab_gives_one_line(tmp_path, mutation, expected):
     assert str(tmp_path / "lab.toml") in str(info.value), "the message names the file"
 
 
-def test_a_missing_required_parameter_is_named_when_the_lab_loads(tmp_path):
-    from autograder.paths import LABS_DIR
+@pytest.mark.parametrize("folder", sorted(LABS_DIR.glob("*/lab.toml")), ids=lambda p: p.parent.name)
+def test_every_lab_loads_and_every_check_has_one_of_the_four_roles(folder):
+    lab = load_lab(folder.parent)
+    assert lab.checks
+    for check in lab.checks:
+        assert check.role in {"data-scientist", "software-engineer", "operator", "domain"}, check.id
+        assert check.visibility == "hidden" or "heldout" not in check.requires, check.id
 
+
+def test_the_serving_labs_hidden_accuracy_check_requires_the_heldout_data():
+    checks = {c.id: c for c in find_lab("serving").checks}
+    assert checks["accuracy"].requires == ["heldout"] and checks["accuracy"].visibility == "hidden"
+    assert [c.id for c in checks.values() if c.requires] == ["accuracy"]
+    assert {c.id: c.role for c in checks.values()} == {
+        "api_contract": "software-engineer", "bad_input": "software-engineer", "health_honest": "operator",
+        "latency": "operator", "no_skew": "data-scientist", "provenance": "operator", "quality": "data-scientist",
+        "accuracy": "data-scientist",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda t: t.replace('role = "operator"\n', "", 1),
+         "field 'checks.0.role' is required: say which role owns the check, one of data-scientist, software-engineer, operator, domain"),
+        (lambda t: t.replace('role = "operator"', 'role = "operater"', 1),
+         "field 'checks.0.role' 'operater' is not a role of the course; use one of data-scientist, software-engineer, operator, domain (did you mean operator?)"),
+        (lambda t: t.replace('role = "operator"', 'role = "Data Scientist"', 1), "use one of data-scientist, software-engineer, operator, domain"),
+        (lambda t: t.replace('role = "operator"', 'role = "operator"\nrequires = ["heldout"]', 1),
+         "check 'service_starts' requires the held-out data, which a team's self-check never has; make it visibility = \"hidden\""),
+        (lambda t: t.replace('role = "operator"', 'role = "operator"\nrequires = ["gpu"]', 1), "field 'checks.0.requires.0'"),
+    ],
+)
+def test_a_missing_or_wrong_role_or_requirement_gives_one_line(tmp_path, change, expected):
+    text = (ENGINE_FIXTURE / "lab.toml").read_text()
+    assert change(text) != text
+    with pytest.raises(SpecError) as info:
+        load_lab(write(tmp_path, change(text), "lab.toml"))
+    assert expected in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_a_missing_required_parameter_is_named_when_the_lab_loads(tmp_path):
     text = (LABS_DIR / "serving" / "lab.toml").read_text()
     changed = text.replace("p50_ms = 30, ", "")
     assert changed != text

@@ -10,20 +10,23 @@ from pathlib import Path
 
 from autograder.engine.report import markdown_cell
 from autograder.engine.results import write_atomic
-from autograder.engine.spec import LabSpec, SpecError
+from autograder.engine.spec import ROLES, LabSpec, SpecError
 
 BEGIN = "<!-- checks: generated from lab.toml by `shipml checks LAB --write-readme`; do not edit -->"
 END = "<!-- end of checks -->"
 
 
 def checks_markdown(lab: LabSpec) -> str:
-    """The lab's checks as a Markdown table: id, points, visibility, ML Test Score, passes when."""
+    """The lab's checks as a Markdown table: id, points, visibility, the role that owns it, ML
+    Test Score, passes when."""
     lines = [
-        "| check | points | visibility | ML Test Score | passes when |",
-        "| --- | --- | --- | --- | --- |",
+        "| check | points | visibility | role | ML Test Score | passes when |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for c in lab.checks:
-        lines.append(f"| `{c.id}` | {c.points:g} | {c.visibility} | {c.ml_test_score} | {markdown_cell(c.passes_when_text())} |")
+        lines.append(
+            f"| `{c.id}` | {c.points:g} | {c.visibility} | {ROLES[c.role]} | {c.ml_test_score} | {markdown_cell(c.passes_when_text())} |"
+        )
     lines.append("")
     lines.append(f"Total: {lab.max_points:g} points ({sum(c.points for c in lab.selected('public')):g} in public checks).")
     return "\n".join(lines)

@@ -100,6 +100,27 @@ COMMON_COMMANDS: dict[str, CommandDecl] = {
 (optional, ``{python}`` only), whatever the lab."""
 
 
+ROLES: dict[str, str] = {
+    "data-scientist": "data scientist",
+    "software-engineer": "software engineer",
+    "operator": "operator",
+    "domain": "domain person",
+}
+"""The course's four team roles (the id ``lab.toml`` uses, and the name the briefs use). Every
+check names the role that owns it (see the serving lab README's Roles table): the data scientist
+owns the model, its features and threshold; the software engineer the API contract, input
+validation and the team's tests; the operator start-up, health, latency and the submission.toml
+commands; the domain person what the system's mistakes cost its users."""
+
+Role = Literal["data-scientist", "software-engineer", "operator", "domain"]
+
+REQUIREMENTS: dict[str, str] = {
+    "heldout": "the held-out data, which only the staff's grading has: the check must be hidden",
+    "docker": "a Docker engine the harness can reach",
+}
+"""What a check may need beyond the team's submission (``requires`` in lab.toml)."""
+
+
 class CheckSpec(_Strict):
     """One check as ``lab.toml`` lists it."""
 
@@ -107,6 +128,8 @@ class CheckSpec(_Strict):
     function: str
     points: Annotated[float, Field(gt=0)]
     visibility: Literal["public", "hidden"] = "public"
+    role: Annotated[Role, Field(validate_default=True)] = None  # type: ignore[assignment]  # required: see _role
+    requires: list[Literal["heldout", "docker"]] = Field(default_factory=list)
     description: Annotated[str, Field(min_length=3)]
     ml_test_score: str = ""
     timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
@@ -125,6 +148,24 @@ class CheckSpec(_Strict):
                 "e.g. autograder.checks.serving:check_api_contract"
             )
         return value
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _role(cls, value: Any) -> Any:
+        # Before pydantic's own check, so that a missing or wrong role gets one message naming the four.
+        if value not in ROLES:
+            four = ", ".join(ROLES)
+            if value is None:
+                raise ValueError(f"is required: say which role owns the check, one of {four}")
+            guess = did_you_mean(str(value), ROLES)
+            raise ValueError(f"'{value}' is not a role of the course; use one of {four}" + (f" (did you mean {guess}?)" if guess else ""))
+        return value
+
+    @model_validator(mode="after")
+    def _heldout_is_hidden(self) -> CheckSpec:
+        if "heldout" in self.requires and self.visibility != "hidden":
+            raise ValueError(f"check '{self.id}' requires the held-out data, which a team's self-check never has; make it visibility = \"hidden\"")
+        return self
 
     @field_validator("ml_test_score")
     @classmethod
