@@ -51,6 +51,7 @@ __all__ = [
     "ServiceHandle",
     "Verdict",
     "bind_cancel",
+    "cancel_flag",
     "cancel_requested",
     "params_model",
     "partial",
@@ -316,8 +317,14 @@ _current = threading.local()
 def cancel_requested() -> bool:
     """True once the check running in this thread is past its time limit: long loops (the load
     generator) stop sending. The engine sets it before it stops what the check was driving."""
-    event = getattr(_current, "cancel", None)
+    event = cancel_flag()
     return bool(event is not None and event.is_set())
+
+
+def cancel_flag() -> threading.Event | None:
+    """The cancel flag of the check this thread runs, for a helper thread it starts (a
+    background replay) to read; None outside a check."""
+    return getattr(_current, "cancel", None)
 
 
 def bind_cancel(event: threading.Event | None) -> None:

@@ -35,18 +35,19 @@ from autograder.checkapi import CheckContext, CheckFunction, CommandResult, LabD
 from autograder.data import dataset_id, write_public
 from autograder.engine.catalogue import resolve, validate_params
 from autograder.engine.files import safe_read
-from autograder.engine.grading import SETUP_STEPS, run_one, run_setup_steps
-from autograder.engine.process import Process, start_process
+from autograder.engine.grading import run_checks, run_one, run_setup_steps, service_notes
+from autograder.engine.process import Launcher, Process, start_process
+from autograder.engine.results import CheckResult
 from autograder.engine.runner import ServiceSettings, TeamRunner
 from autograder.engine.sandbox import render_command
 from autograder.engine.service import Service, fresh
-from autograder.engine.spec import CheckSpec, find_lab
+from autograder.engine.spec import CheckSpec, LabSpec, find_lab, load_submission
 from autograder.paths import FLIGHTS_DIR
 
 if TYPE_CHECKING:
     import pytest
 
-__all__ = ["LabCheck", "LocalRunner", "PlainWorkspace", "parametrize_with_checks", "public_data", "run_check", "serve_app"]
+__all__ = ["LabCheck", "LocalRunner", "check_lab", "PlainWorkspace", "parametrize_with_checks", "public_data", "run_check", "serve_app"]
 
 _OUTPUT_BYTES = 256 * 1024
 
@@ -92,13 +93,15 @@ class PlainWorkspace:
         self.root = Path(self._tmp.name)
         self.state_dir = self.root / "state"
         self.state_dir.mkdir()
+        self._launcher = Launcher()
 
     def render(self, template: str, **values: str | int) -> str:
         data = Path(values.pop("data", self.data))  # a check may give {data} another folder
         return render_command(template, data=data, **values)
 
     def spawn(self, command: str) -> Process:
-        proc = start_process(["/bin/sh", "-c", command], env=dict(os.environ), output_bytes=_OUTPUT_BYTES, cwd=self.cwd)
+        proc = self._launcher.start(lambda: start_process(["/bin/sh", "-c", command], env=dict(os.environ),
+                                                          output_bytes=_OUTPUT_BYTES, cwd=self.cwd))
         proc.command = command
         self.processes.append(proc)
         return proc
@@ -131,6 +134,7 @@ class PlainWorkspace:
     def close(self) -> None:
         for proc in list(self.processes):
             self.forget(proc)
+        self._launcher.close()
         self._tmp.cleanup()
 
 
@@ -139,9 +143,10 @@ class LocalRunner(TeamRunner):
     ``url``, the checks' shared service is one a test already runs there."""
 
     def __init__(self, *, url: str | None, commands: Mapping[str, str], cwd: Path, data: Path,
-                 health_path: str = "/health", startup_timeout: float = 30.0, files_root: Path | None = None) -> None:
+                 health_path: str = "/health", startup_timeout: float = 30.0, files_root: Path | None = None,
+                 service_command: str = "serve") -> None:
         self.plain = PlainWorkspace(Path(cwd), data)
-        settings = ServiceSettings(health_path=health_path, startup_timeout=startup_timeout)
+        settings = ServiceSettings(command=service_command, health_path=health_path, startup_timeout=startup_timeout)
         super().__init__(self.plain, commands, files_root=Path(files_root or cwd), service=settings)
         self.url = url
 
@@ -216,9 +221,29 @@ def run_check(
                          health_path=health_path, startup_timeout=startup_timeout)
     try:
         # As under the engine: the setup steps run first, each within its share of the lab's limit.
-        run_setup_steps(runner, SETUP_STEPS, time_limit)
+        run_setup_steps(runner, ("install", "train"), time_limit)
         ctx = CheckContext(params=params, runner=runner, data=data, deadline=time.monotonic() + timeout)
         return run_one(fn, ctx, timeout, fn.__name__, interrupt=runner.interrupt)
+    finally:
+        runner.close()
+
+
+def check_lab(lab: str | Path | LabSpec, folder: Path | str, *, data: LabData | None = None,
+              visibility: str | None = None) -> tuple[list[CheckResult], list[str]]:
+    """Run a lab's checks in order on a submission folder with the :class:`LocalRunner` (no
+    sandbox: trusted code only), as the engine runs them: setup steps first, one runner for all
+    checks. Returns the results and the notes the engine's report would carry."""
+    spec = lab if isinstance(lab, LabSpec) else find_lab(lab)
+    submission = load_submission(folder, spec)
+    team_data = public_data()
+    data = data or LabData(public=FLIGHTS_DIR, heldout=FLIGHTS_DIR, team_data_id=dataset_id(team_data))
+    runner = LocalRunner(url=None, commands=submission.commands, cwd=submission.root, data=team_data,
+                         health_path=submission.service.health_path, startup_timeout=submission.service.startup_timeout,
+                         service_command=spec.service_command() or "serve")
+    try:
+        notes = run_setup_steps(runner, spec.setup_steps(), spec.lab.time_limit)
+        results = run_checks(spec.selected(visibility), runner, data)
+        return results, notes + service_notes(runner)
     finally:
         runner.close()
 

@@ -1,5 +1,12 @@
 """The harness's HTTP load generator: N concurrent clients send requests, we time each one.
 
+Two modes. :func:`send` fires as fast as the service answers (the latency check). :func:`replay`
+sends a schedule (a time-ordered stream of :class:`Event`, e.g. flights in departure order with
+a drift at a known point) at the times it says, in the foreground or in the background while
+the check does something else (kills the service, reads its state), and records when each
+request was sent and answered. Both stop sending once the check's time is up
+(:func:`autograder.checkapi.cancel_requested`).
+
 Built on aiohttp, not httpx: measured on these machines, an httpx async loop topped out at about
 a third of what the service could serve, so a latency check built on it would grade the client
 (the project's field notes, "HTTP load on 2 cores"; benchmarks/bench_serving.py, P3, compares
@@ -10,12 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import numpy as np
+
+from autograder.checkapi import cancel_flag, cancel_requested
 
 
 @dataclass
@@ -33,7 +44,6 @@ class LoadResult:
     wall_seconds: float
     concurrency: int
     stopped_early: bool = False
-    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> list[Reply]:
@@ -46,9 +56,6 @@ class LoadResult:
     @property
     def throughput(self) -> float:
         return len(self.ok) / self.wall_seconds if self.wall_seconds > 0 else 0.0
-
-    def first_failure(self) -> Reply | None:
-        return next((r for r in sorted(self.replies, key=lambda r: r.index) if not 200 <= r.status < 300), None)
 
 
 async def _run(
@@ -73,7 +80,7 @@ async def _run(
     async def worker(session: aiohttp.ClientSession) -> None:
         nonlocal stopped
         for i in counter:
-            if time.perf_counter() > deadline:
+            if time.perf_counter() > deadline or cancel_requested():
                 stopped = True
                 return
             body = encoded[i % len(encoded)]
@@ -117,9 +124,147 @@ def send(
     ``budget`` seconds, so a slow service cannot hold the grader.
     """
     count = len(payloads) if total is None else total
-    coro = _run(url, payloads, count, concurrency, timeout, keep_bodies, budget, method)
+    return _loop(_run(url, payloads, count, concurrency, timeout, keep_bodies, budget, method))
+
+
+def _loop(coro: Any) -> Any:
     try:
         import uvloop  # the client's event loop is half of its cost: use the fast one when there
     except ImportError:
         return asyncio.run(coro)
     return uvloop.run(coro)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One request of a schedule: sent ``at`` seconds after the replay starts."""
+
+    at: float
+    path: str
+    body: Any = None
+    method: str = "POST"
+
+
+@dataclass
+class Sent:
+    """What happened to one event: when it was due, sent and answered (seconds from the start)."""
+
+    event: Event
+    index: int
+    due: float
+    sent: float
+    answered: float
+    status: int  # 0: no answer (connection error or timeout)
+    body: bytes = b""
+    error: str = ""
+
+    def json(self) -> Any:
+        """The answer's body as JSON (parsed after the timed window, not while sending)."""
+        return json.loads(self.body)
+
+
+@dataclass
+class ReplayResult:
+    sent: list[Sent]
+    wall_seconds: float
+    stopped_early: bool = False
+
+    @property
+    def lateness(self) -> float:
+        """The largest delay between an event's due time and its send time (seconds)."""
+        return max((s.sent - s.due for s in self.sent), default=0.0)
+
+
+def paced(payloads: Sequence[Any], rate: float, path: str, method: str = "POST") -> list[Event]:
+    """A schedule sending ``payloads`` in order at ``rate`` requests per second."""
+    return [Event(i / rate, path, body, method) for i, body in enumerate(payloads)]
+
+
+async def _replay(base: str, events: Sequence[Event], concurrency: int, timeout: float, budget: float, stop: threading.Event) -> ReplayResult:
+    out: list[Sent] = []
+    headers = {"Content-Type": "application/json"}
+    gate = asyncio.Semaphore(concurrency)
+    start = time.perf_counter()
+    stopped = False
+
+    async def one(session: aiohttp.ClientSession, index: int, event: Event) -> None:
+        async with gate:
+            sent = time.perf_counter() - start
+            data = None if event.body is None else json.dumps(event.body).encode()
+            try:
+                async with session.request(event.method, base + event.path, data=data, headers=headers) as resp:
+                    raw = await resp.read()
+                    out.append(Sent(event, index, event.at, sent, time.perf_counter() - start, resp.status, raw))
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                out.append(Sent(event, index, event.at, sent, time.perf_counter() - start, 0, b"", f"{exc.__class__.__name__}: {exc}"))
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        tasks = []
+        for index, event in enumerate(sorted(events, key=lambda e: e.at)):
+            delay = event.at - (time.perf_counter() - start)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if stop.is_set() or time.perf_counter() - start > budget:
+                stopped = True
+                break
+            tasks.append(asyncio.ensure_future(one(session, index, event)))
+        await asyncio.gather(*tasks)
+    out.sort(key=lambda s: s.index)
+    return ReplayResult(out, time.perf_counter() - start, stopped)
+
+
+class Replay:
+    """A replay running in the background: :meth:`wait` for its result, :meth:`stop` to end it early."""
+
+    def __init__(self, base: str, events: Sequence[Event], concurrency: int, timeout: float, budget: float) -> None:
+        self._stop = threading.Event()
+        self._result: ReplayResult | None = None
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._result = _loop(_replay(base, events, concurrency, timeout, budget, self._stop))
+            except BaseException as exc:  # noqa: BLE001 - handed to wait()
+                self._error = exc
+
+        def watch() -> None:  # the check's time is up: stop sending, as send() does
+            while not self._stop.wait(0.05) and self._thread.is_alive():
+                if self._cancelled():
+                    self._stop.set()
+
+        flag = cancel_flag()  # the calling check's; the watcher reads it from its own thread
+        self._cancelled = flag.is_set if flag is not None else (lambda: False)
+        self._thread = threading.Thread(target=run, name="replay", daemon=True)
+        self._thread.start()
+        threading.Thread(target=watch, name="replay-watch", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> ReplayResult:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._stop.set()
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+
+def replay(
+    base: str,
+    events: Sequence[Event],
+    *,
+    concurrency: int = 4,
+    timeout: float = 5.0,
+    budget: float = 120.0,
+    background: bool = False,
+) -> ReplayResult | Replay:
+    """Send each event to ``base + event.path`` at its time (``concurrency`` requests in flight
+    at most; a late answer delays no later event beyond that), recording send and answer times.
+    Answers are kept as bytes and parsed after the timed window. With ``background=True``, returns
+    a :class:`Replay` at once; else waits and returns the :class:`ReplayResult`."""
+    runner = Replay(base, events, concurrency, timeout, budget)
+    return runner if background else runner.wait()

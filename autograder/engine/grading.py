@@ -34,15 +34,6 @@ from autograder.engine.runner import ServiceSettings, TeamRunner
 from autograder.engine.sandbox import Limits, Sandbox
 from autograder.engine.spec import CheckSpec, LabSpec, SubmissionSpec
 
-SETUP_STEPS = ("install", "train")
-
-
-def submission_commands(submission: SubmissionSpec) -> dict[str, str]:
-    """The team's command templates by name."""
-    commands = submission.commands
-    return dict(commands) if isinstance(commands, dict) else commands.model_dump()
-
-
 SETUP_SHARE = 1 / 3
 """The share of the lab's time limit each setup step (``install``, ``train``) may take."""
 
@@ -171,9 +162,10 @@ def grade(
     runner: TeamRunner | None = None
     results: list[CheckResult] = []
     try:
-        settings = ServiceSettings(health_path=submission.service.health_path, startup_timeout=submission.service.startup_timeout)
-        runner = TeamRunner(sandbox, submission_commands(submission), files_root=submission.root, service=settings)
-        notes += run_setup_steps(runner, SETUP_STEPS, lab.lab.time_limit)
+        settings = ServiceSettings(command=lab.service_command() or "serve", health_path=submission.service.health_path,
+                                   startup_timeout=submission.service.startup_timeout)
+        runner = TeamRunner(sandbox, submission.commands, files_root=submission.root, service=settings)
+        notes += run_setup_steps(runner, lab.setup_steps(), lab.lab.time_limit)
         results = run_checks(specs, runner, data, on_check)
         notes += service_notes(runner)
     finally:

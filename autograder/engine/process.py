@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +124,21 @@ def start_process(
     output = OutputTail(output_bytes)
     assert popen.stdout is not None
     return Process(" ".join(argv), popen, output, time.monotonic(), output.pump(popen.stdout), team_uid)
+
+
+class Launcher:
+    """Starts every team process from one long-lived thread. ``PR_SET_PDEATHSIG`` fires when
+    the *thread* that forked a child exits, so a service started from a short-lived check thread
+    would be killed (SIGKILL) the moment that check ends."""
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="team-launcher")
+
+    def start(self, fn: Callable[[], Process]) -> Process:
+        return self._thread.submit(fn).result()
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=False)
 
 
 def free_port() -> int:

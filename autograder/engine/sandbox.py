@@ -28,7 +28,6 @@ import shlex
 import shutil
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from autograder.engine.cgroups import TeamCgroup
 from autograder.engine.files import MAX_READ_BYTES, safe_read
 from autograder.engine.jail import bwrap_argv, bwrap_problem, package_dir, team_modules
 from autograder.engine.process import (
+    Launcher,
     OutputTail,
     Process,
     die_with_parent,
@@ -137,10 +137,7 @@ class Sandbox:
             )
         self.isolation.extend(self._describe())
         self._processes: list[Process] = []
-        # Every team process is started from this one long-lived thread: PR_SET_PDEATHSIG fires
-        # when the *thread* that forked a child exits, so a service started from a short-lived
-        # check thread would be killed when that check ends.
-        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+        self._launcher = Launcher()  # one long-lived thread starts every team process
 
     def _copy_team_modules(self) -> Path:
         """Without bubblewrap's view, the kit modules teams may import (``jail.team_modules``)
@@ -285,8 +282,11 @@ class Sandbox:
         setup = None
         if self.uid is not None:
             assert self.group is not None
-            for folder in self._pending:
-                os.chown(folder, self.uid, self.uid)
+            for folder in self._pending:  # the check's inputs, with all they hold, become the team's
+                for dirpath, dirs, files in os.walk(folder):
+                    os.lchown(dirpath, self.uid, self.uid)
+                    for name in files:
+                        os.lchown(os.path.join(dirpath, name), self.uid, self.uid)
             self._pending.clear()
             fds = self.group.join_fds()
             limits, uid, drop = self.limits, self.uid, bool(self.no_bwrap)
@@ -315,7 +315,7 @@ class Sandbox:
 
     def spawn(self, command: str) -> Process:
         """Start a long-running team command (a service)."""
-        proc = self._spawner.submit(self._start, command).result()
+        proc = self._launcher.start(lambda: self._start(command))
         proc.command = command
         self._processes.append(proc)
         return proc
@@ -365,7 +365,7 @@ class Sandbox:
         for proc in self._processes:
             proc.stop(grace=1.0)
         self._processes.clear()
-        self._spawner.shutdown(wait=False)
+        self._launcher.close()
         if self.group is not None:
             self.group.remove()
         if self.uid is not None:
