@@ -23,7 +23,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autograder.engine.report import write_reports
-from autograder.engine.results import CheckResult, SubmissionResult, read_results, write_atomic
+from autograder.engine.results import not_graded, read_results, write_atomic
 from autograder.engine.sandbox import die_with_parent
 from autograder.engine.spec import SUBMISSION_FILE, LabSpec
 from autograder.engine.workspace import sweep
@@ -42,20 +42,12 @@ def submissions(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _failed_result(lab: LabSpec, folder: Path, message: str) -> SubmissionResult:
-    checks = [
-        CheckResult(c.id, c.description, 0.0, c.points, message, c.visibility, c.ml_test_score)
-        for c in lab.checks
-    ]
-    return SubmissionResult(lab=lab.lab.name, team=folder.name, checks=checks, notes=[message])
-
-
 def grade_one(lab: LabSpec, folder: Path, out: Path, time_limit: float, heldout: Path | None = None) -> Outcome:
     """Grade one submission in its own process, within ``time_limit`` seconds."""
     started = time.monotonic()
     if not (folder / SUBMISSION_FILE).is_file():
         message = f"{folder.name}: no {SUBMISSION_FILE}; the submission cannot be run"
-        write_reports(_failed_result(lab, folder, message), out)
+        write_reports(not_graded(lab, folder.name, message, each=message), out)
         return Outcome(folder.name, "error", 0.0, message)
     argv = [sys.executable, "-m", "autograder", "grade", str(lab.root), str(folder), "--out", str(out), "--quiet"]
     if heldout is not None:
@@ -67,12 +59,12 @@ def grade_one(lab: LabSpec, folder: Path, out: Path, time_limit: float, heldout:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         message = f"Grading stopped after {time_limit:g} s, the per-submission time limit; make training and start-up faster."
-        write_reports(_failed_result(lab, folder, message), out)
+        write_reports(not_graded(lab, folder.name, message, each=message), out)
         return Outcome(folder.name, "timeout", time.monotonic() - started, message)
     if proc.returncode != 0 or not (out / "results.json").is_file():
         message = (err or b"").decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
         text = f"The grader could not grade this submission: {message[0]}"
-        write_reports(_failed_result(lab, folder, text), out)
+        write_reports(not_graded(lab, folder.name, text, each=text), out)
         return Outcome(folder.name, "error", time.monotonic() - started, text)
     return Outcome(folder.name, "graded", time.monotonic() - started)
 
