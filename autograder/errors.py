@@ -69,12 +69,14 @@ def explain_validation(
     exc: ValidationError,
     *,
     where: str = "{}",
+    top: str = "(top level)",
     model: type[BaseModel] | None = None,
     unknown: str = "is not a known field",
 ) -> str:
     """pydantic's report as one line: which field, what is wrong with it, and how to fix it.
 
-    ``where`` names a field from its dotted path (``"field '{}'"``, ``"params.{}"``). With the
+    ``where`` names a field from its dotted path (``"field '{}'"``, ``"params.{}"``), ``top``
+    names the whole input (a problem of no one field). With the
     validated ``model``, an unknown field's message lists the fields its place takes and the
     one it was probably meant to be; ``unknown`` says what an unknown field is not (``"is not a
     parameter of check_latency"``). An unknown field leads: a misspelt name also makes the right
@@ -83,14 +85,15 @@ def explain_validation(
     errors = exc.errors()
     lead = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(lead["loc"])
-    name = where.format(".".join(str(p) for p in loc) or "(top level)")
+    name = where.format(".".join(str(p) for p in loc)) if loc else top
     kind = lead["type"]
     explained = 1
     if kind == "missing":
         problem = "is required but missing; add it"
     elif kind == "extra_forbidden":
         place = _model_at(model, loc[:-1])
-        known = list(place.model_fields) if place is not None else []
+        # A field excluded from dumps (a spec's ``root``) is set by the loader, not written by anyone.
+        known = [n for n, f in place.model_fields.items() if not f.exclude] if place is not None else []
         missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing" and tuple(e["loc"][:-1]) == loc[:-1]]
         guess = did_you_mean(str(loc[-1]), missing) or did_you_mean(str(loc[-1]), known)
         takes = f" (it takes: {', '.join(known) or 'nothing'})" if place is not None else ""

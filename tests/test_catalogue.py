@@ -74,6 +74,20 @@ def test_a_check_without_a_mutant_is_caught(tmp_path):
     assert not any("latency" in (m.fails or ()) for m in list_mutants(lab))
 
 
+def test_a_misspelt_mutant_field_is_named_with_the_field_meant(tmp_path):
+    import shutil
+
+    from autograder.engine.spec import SpecError
+
+    lab_dir = tmp_path / "serving"
+    shutil.copytree(LABS_DIR / "serving", lab_dir)
+    index = lab_dir / "mutants" / "mutants.toml"
+    index.write_text(index.read_text().replace('fails = ["latency"]', 'fail = ["latency"]'))
+    with pytest.raises(SpecError) as info:
+        list_mutants(load_lab(lab_dir))
+    assert "mutants.toml: mutant 'slow_predict': field 'fail' is not a known field; did you mean fails? (it takes: " in str(info.value)
+
+
 @pytest.mark.parametrize("lab", LABS, ids=[lab.lab.name for lab in LABS])
 def test_readme_check_table_is_lab_toml(lab):
     assert labdoc.readme_table(lab) == labdoc.checks_markdown(lab), (

@@ -180,7 +180,10 @@ def test_malformed_command_declarations_give_one_line(tmp_path, change, expected
         (lambda t: t.replace('function = "autograder.checks.common:check_service_starts"', 'function = "check_service_starts"'), "field 'checks.0.function' 'check_service_starts' must name the check by import path as module:check_<property>"),
         (lambda t: t.replace('checks.common:check_service_starts', 'checks.common:check_service_strats'), "check 'service_starts': check 'autograder.checks.common:check_service_strats': autograder.checks.common has no function check_service_strats"),
         (lambda t: t.replace('checks.common:check_service_starts', 'checks.comon:check_service_starts'), "no module 'autograder.checks.comon'"),
-        (lambda t: t.replace('requests = 20', 'reqests = 20'), "check 'requests_answered' (autograder.checks.common:check_requests_answered): params.reqests is not a parameter of check_requests_answered (it takes: path, requests, request_timeout)"),
+        (lambda t: t.replace('requests = 20', 'reqests = 20'), "check 'requests_answered' (autograder.checks.common:check_requests_answered): params.reqests is not a parameter of check_requests_answered; did you mean requests? (it takes: path, requests, request_timeout)"),
+        (lambda t: t.replace('requests = 20', 'colour = 20'), "params.colour is not a parameter of check_requests_answered (it takes: path, requests, request_timeout); remove it or check its spelling"),
+        (lambda t: t.replace('time_limit = 120', 'time_limt = 120'), "field 'lab.time_limt' is not a known field; did you mean time_limit? (it takes: name, title, reference, starter, mutants, commands, time_limit, data)"),
+        (lambda t: t.replace('ml_test_score = "Infra 3"', 'mltestscore = "Infra 3"'), "field 'checks.0.mltestscore' is not a known field; did you mean ml_test_score?"),
         (lambda t: t.replace('requests = 20', 'requests = "many"'), "check 'requests_answered' (autograder.checks.common:check_requests_answered): params.requests = 'many'"),
         (lambda t: t.replace('ml_test_score = "Infra 3"', 'ml_test_score = "Infra 9"'), "is not an ML Test Score test"),
         (lambda t: t.replace('id = "tests_pass"', 'id = "service_starts"'), "appears twice"),
@@ -244,6 +247,57 @@ def test_a_missing_required_parameter_is_named_when_the_lab_loads(tmp_path):
     write(tmp_path, changed, "lab.toml")
     with pytest.raises(SpecError, match=r"check 'latency' \(autograder.checks.serving:check_latency_under_load\): params.p50_ms is required but missing"):
         load_lab(tmp_path)
+
+
+def test_a_misspelt_parameter_without_a_default_is_named_with_the_one_it_was_meant_to_be(tmp_path):
+    text = (LABS_DIR / "serving" / "lab.toml").read_text()
+    changed = text.replace("p50_ms = 30, ", "p50_msx = 30, ")
+    assert changed != text
+    write(tmp_path, changed, "lab.toml")
+    with pytest.raises(SpecError) as info:
+        load_lab(tmp_path)
+    assert str(info.value).endswith(
+        "check 'latency' (autograder.checks.serving:check_latency_under_load): params.p50_msx is not a parameter of "
+        "check_latency_under_load; did you mean p50_ms? (it takes: concurrency, requests, warmup, p50_ms, p95_ms, min_rps, budget)"
+    ), "the misspelling is the problem, and the missing p50_ms is the same problem, not one more"
+
+
+def test_unknown_fields_of_submission_toml_suggest_the_field_meant(tmp_path):
+    for text, expected in [
+        ("[team]\nname = 'x'\n[servcie]\nhealth_path = '/h'\n", "field 'servcie' is not a known field; did you mean service? (it takes: team, commands, service)"),
+        ("[team]\nname = 'x'\nmembres = []\n", "field 'team.membres' is not a known field; did you mean members? (it takes: name, members)"),
+        ("[team]\nname = 'x'\n[service]\nstartup_timout = 3\n", "did you mean startup_timeout?"),
+    ]:
+        with pytest.raises(SpecError) as info:
+            load_submission(write(tmp_path, text))
+        assert expected in str(info.value), str(info.value)
+
+
+def test_explain_validation_words_every_kind_of_problem_on_one_line():
+    from pydantic import BaseModel, ConfigDict, ValidationError
+
+    from autograder.errors import explain_validation
+
+    class Inner(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        size: int
+
+    class Outer(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        items: list[Inner]
+        table: dict[str, Inner] = {}
+
+    def explain(raw: dict, **kw: object) -> str:
+        with pytest.raises(ValidationError) as info:
+            Outer.model_validate(raw)
+        return explain_validation(info.value, model=Outer, **kw)  # type: ignore[arg-type]
+
+    assert explain({}) == "items is required but missing; add it"
+    assert explain({"items": [{"size": "big"}]}, where="field '{}'") == (
+        "field 'items.0.size' = 'big': Input should be a valid integer, unable to parse string as an integer")
+    assert explain({"items": [], "table": {"a": {"sise": 1}}}) == "table.a.sise is not a known field; did you mean size? (it takes: size)"
+    assert explain({"items": [{"size": 1}], "tabel": {}, "extra": 1}) == (
+        "tabel is not a known field; did you mean table? (it takes: items, table) (and 1 more problem(s))")
 
 
 def test_cli_names_a_misspelled_parameter_in_one_line(tmp_path):

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from autograder import data
 from autograder.checks.serving_contract import Prediction, Weather
+from autograder.errors import explain_validation
 
 WEATHER_FIELDS: tuple[str, ...] = tuple(Weather.model_fields)
 """The weather fields of a request, as the lab's contract names them."""
@@ -114,9 +115,7 @@ def prediction_problem(body: Any, version: str | None = None, need_version: bool
     try:
         answer = Prediction.model_validate(body, strict=True)  # JSON types as they came: no "true" for true
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        return f"{field} {err['msg'].lower()}, got {err.get('input')!r} (see the contract's Prediction)"
+        return f"{explain_validation(exc, top='the answer')} (see the contract's Prediction)"
     if answer.delayed != (answer.delay_probability >= answer.threshold):
         return (f"delayed={answer.delayed} contradicts delay_probability={answer.delay_probability} with threshold="
                 f"{answer.threshold} (delayed means probability >= threshold)")

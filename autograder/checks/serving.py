@@ -30,6 +30,7 @@ from autograder.checkapi import (
 from autograder.checks import flights_api, loadgen
 from autograder.checks.flights_api import prediction_problem, short
 from autograder.checks.serving_contract import ModelInfo
+from autograder.errors import explain_validation
 
 REQUIRED_PATHS = {"/predict": "post", "/health": "get", "/version": "get"}
 Count = Annotated[int, Field(ge=1, le=100_000)]
@@ -58,9 +59,8 @@ def model_info(client: httpx.Client) -> ModelInfo:
         return ModelInfo.model_validate(response.json())
     except ValueError as exc:
         if isinstance(exc, ValidationError):
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"])
-            raise CheckFailed(f"GET /version: field {field} {err['msg'].lower()}, got {short(response.text)} (see the contract's ModelInfo)") from None
+            problem = explain_validation(exc, where="field {}", top="the answer")
+            raise CheckFailed(f"GET /version: {problem} (see the contract's ModelInfo); it answered {short(response.text)}") from None
         raise CheckFailed(f"GET /version did not answer JSON: {short(response.text)}") from None
 
 

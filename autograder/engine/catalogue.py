@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from autograder.checkapi import CheckFunction, Params, params_model
-from autograder.errors import ShipmlError
+from autograder.errors import ShipmlError, explain_validation
 from autograder.paths import KIT_ROOT, TESTS_DIR
 
 CHECKS_PACKAGE = "autograder.checks"
@@ -54,16 +54,8 @@ def validate_params(name: str, raw: dict[str, Any]) -> Params:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(params)"
-        if err["type"] == "missing":
-            problem = "is required but missing; add it"
-        elif err["type"] == "extra_forbidden":
-            known = ", ".join(model.model_fields) or "none"
-            problem = f"is not a parameter of {fn.__name__} (it takes: {known}); remove it or check its spelling"
-        else:
-            problem = f"= {err.get('input')!r}: {err['msg']}"
-        raise ValueError(f"params.{where} {problem}") from None
+        problem = explain_validation(exc, where="params.{}", top="params", model=model, unknown=f"is not a parameter of {fn.__name__}")
+        raise ValueError(problem) from None
 
 
 def all_checks() -> dict[str, CheckFunction]:

@@ -25,8 +25,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from autograder.engine.spec import LabSpec, SpecError
+from autograder.errors import explain_validation
 
 MUTANTS_FILE = "mutants.toml"
+_FIELD = "field '{}'"
 
 
 class _Entry(BaseModel):
@@ -77,8 +79,7 @@ def list_mutants(lab: LabSpec) -> list[Mutant]:
         try:
             entry = _Entry.model_validate(raw)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            raise SpecError(f"{index}: mutant '{name}': field '{'.'.join(map(str, err['loc']))}' {err['msg']}") from None
+            raise SpecError(f"{index}: mutant '{name}': {explain_validation(exc, where=_FIELD, model=_Entry)}") from None
         unknown = set(entry.fails or ()) - ids
         if unknown:
             raise SpecError(f"{index}: mutant '{name}' lists unknown checks {sorted(unknown)}; use ids from lab.toml")

@@ -219,7 +219,7 @@ class LabSpec(_Strict):
 
     lab: LabInfo
     checks: Annotated[list[CheckSpec], Field(min_length=1)]
-    root: Path = Path(".")
+    root: Annotated[Path, Field(exclude=True)] = Path(".")  # the folder it was read from (the loader sets it)
 
     @field_validator("checks")
     @classmethod
@@ -316,7 +316,7 @@ class SubmissionSpec(_Strict):
     team: Team
     commands: dict[Name, Template] = Field(default_factory=dict)
     service: Service = Service()
-    root: Path = Path(".")
+    root: Annotated[Path, Field(exclude=True)] = Path(".")  # the folder it was read from (the loader sets it)
 
     def command(self, name: str) -> str:
         """The team's template for command ``name``; '' when the submission does not give it."""
