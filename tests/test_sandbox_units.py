@@ -254,7 +254,10 @@ def test_without_bubblewrap_or_cgroups_a_process_that_left_its_session_dies_when
         assert left, "the daemon outlived its command (the case this test is about)"
     finally:
         sandbox.close()
-    assert not [pid for pid in left if uid_of(pid) == sandbox.uid], "a process of the team's uid outlived grading"
+    # Dead is enough: a killed daemon may stay a zombie until its reaper collects it.
+    from autograder.engine.process import living_pids_of
+
+    assert not [pid for pid in left if pid in living_pids_of(sandbox.uid)], "a process of the team's uid outlived grading"
 
 
 @pytest.mark.skipif(not is_root(), reason="a team's own uid is the root runner's")
@@ -274,5 +277,24 @@ def test_sweep_kills_what_runs_as_a_dead_graders_team_uid(tmp_path):
         done = sweep(tmp_path)
         daemon.wait(timeout=5)
         assert daemon.returncode == -9 and "removed 1 workspace(s)" in done
+    finally:
+        daemon.kill()
+
+
+@pytest.mark.skipif(not is_root(), reason="taking a team's uid needs root")
+def test_kill_uid_says_true_exactly_when_no_process_of_the_uid_is_left():
+    """Linux answers 0 to kill(-1) whenever any other process exists, even when the signal
+    reached none; kill_uid must not read that as "some are left" (it used to wait out its whole
+    two seconds and say False on every grading) nor a living process as "none left"."""
+    from autograder.engine.process import kill_uid, living_pids_of
+
+    uid = 250_000 + os.getpid() % 10_000
+    assert living_pids_of(uid) == [] and kill_uid(uid) is True
+    daemon = subprocess.Popen(["sleep", "300"], user=uid, group=uid, extra_groups=[], start_new_session=True)
+    try:
+        assert living_pids_of(uid) == [daemon.pid]
+        assert kill_uid(uid) is True
+        assert daemon.wait(timeout=5) == -9
+        assert living_pids_of(uid) == []
     finally:
         daemon.kill()

@@ -301,20 +301,42 @@ def run_as(uid: int, job: Callable[[], bytes], timeout: float = 30.0) -> bytes |
     return b"".join(chunks) if os.waitstatus_to_exitcode(status) == 0 else None
 
 
+def living_pids_of(uid: int) -> list[int]:
+    """The processes whose real uid is ``uid`` and that are not zombies (read from ``/proc``)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("Uid", "").split()[:1] == [str(uid)] and not fields.get("State", "").strip().startswith("Z"):
+            found.append(int(entry))
+    return found
+
+
 def kill_uid(uid: int, within: float = 2.0) -> bool:
     """SIGKILL every process of ``uid`` (a team's own uid), wherever it runs; True when none is
     left. A child that has taken the uid signals -1, which the kernel delivers to exactly the
     processes that uid may signal: its own. The backstop where no cgroup holds a team's
-    processes (a container's read-only /sys/fs/cgroup) and one of them left its session."""
+    processes (a container's read-only /sys/fs/cgroup) and one of them left its session.
+
+    Whether any is left is read from ``/proc``, not from kill(-1)'s answer: Linux answers 0 to
+    kill(-1) whenever the machine has any other process at all, even when the signal reached
+    none of them (every one refused with EPERM), so "no such process" never comes."""
 
     def job() -> bytes:
+        me = os.getpid()
         deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            try:
+        while True:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(-1, signal.SIGKILL)
-            except ProcessLookupError:
+            if not [pid for pid in living_pids_of(uid) if pid != me]:
                 return b"none left"
+            if time.monotonic() > deadline:
+                return b""
             time.sleep(0.01)
-        return b""
 
     return run_as(uid, job, timeout=within + 5) == b"none left"
