@@ -14,13 +14,94 @@ scikit-learn's ``check_estimator`` catalogue::
 
 It returns :func:`passed` or :func:`partial`, or raises :class:`CheckFailed` with a message that
 tells the team what to change. Its parameters are a pydantic model named in the annotation of
-``ctx``; ``lab.toml``'s ``params`` are validated against it when the lab loads.
+``ctx``; ``lab.toml``'s ``params`` are validated against it when the lab loads, and its entry
+there names the role that owns it (``role``) and what it needs to run (``requires``).
 
 The context is deliberately narrow: the team's service (URL and client), a fresh instance of it,
 the team's commands (with input files the harness writes and output files it reads back), the
-lab's data, and the time left. A check never sees the sandbox or the engine, so the same check
-runs under the local runner, a container, or against a service a test started itself
+lab's data, and the time left; for the lifecycle labs also a second process, faults, the state
+the service wrote, the team's own files, and traffic on a schedule. A check never sees the
+sandbox or the engine, so the same check runs under every runner (the sandbox as root with or
+without bubblewrap, not root, or a test's plain folder: ``tests/test_runner_contract.py`` runs
+one contract over all of them), or against a service a test started itself
 (:func:`autograder.testing.run_check`).
+
+**The commands a lab declares.** ``lab.toml`` lists each command a team gives, with its stage
+and the placeholders it receives (``{python}``, ``{port}``, ``{data}``, ``{model}``,
+``{state}``, and file placeholders a check fills)::
+
+    [lab.commands.worker]
+    stage = "process"                       # started by a check, beside the service
+    placeholders = ["python", "port", "state"]
+
+**A second long-running process** (:meth:`CheckContext.process`)::
+
+    def check_worker_drains_the_queue(ctx: CheckContext) -> Verdict:
+        with ctx.client() as client:
+            client.post("/predict", json=FLIGHT)
+        with ctx.process("worker", health_path="/health") as worker:
+            with worker.client() as client:
+                done = client.get("/done").json()["count"]
+        if done != 1:
+            raise CheckFailed("The worker did not process the queued prediction; ...")
+        return passed("The worker drained the queue.")
+
+**Faults: kill and restart on the same state** (:meth:`CheckContext.restart_service`; the
+report counts it as the harness's kill, never as the team's crash)::
+
+    def check_feedback_survives_a_crash(ctx: CheckContext) -> Verdict:
+        with ctx.client() as client:
+            ids = [client.post("/predict", json=f).json()["id"] for f in FLIGHTS]
+            for i in ids:
+                client.post("/feedback", json={"id": i, "late": True})
+        service = ctx.restart_service(signal.SIGKILL)   # no chance to flush
+        with service.client() as client:
+            kept = client.get("/feedback/count").json()["count"]
+        if kept != len(ids):
+            raise CheckFailed(f"{len(ids) - kept} acknowledged feedback rows were lost ...")
+        return passed("Every acknowledged feedback survived a SIGKILL.")
+
+**What the service stored** (:meth:`CheckContext.read_state`, :meth:`CheckContext.list_state`;
+read safely: no symlink followed, regular files inside ``{state}`` only, at most 16 MiB)::
+
+    def check_predictions_are_logged(ctx: CheckContext) -> Verdict:
+        ctx.service()
+        names = ctx.list_state()
+        if "predictions.db" not in names:
+            raise CheckFailed(f"No predictions.db in {{state}} (found {names}); ...")
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in names:                  # the database and its journal
+                Path(tmp, name).write_bytes(ctx.read_state(name) or b"")
+            rows = sqlite3.connect(Path(tmp, "predictions.db")).execute(
+                "select count(*) from predictions").fetchone()[0]
+        return passed(f"{rows} predictions logged.")
+
+**The team's own files** (:meth:`CheckContext.read_file`, with the same rules)::
+
+    def check_decision_names_its_costs(ctx: CheckContext) -> Verdict:
+        text = ctx.read_file("decision.md")
+        if text is None:
+            raise CheckFailed("Add decision.md at the top of your submission; ...")
+        if b"false alarm" not in text.lower():
+            raise CheckFailed("decision.md must weigh a miss against a false alarm; ...")
+        return passed("decision.md weighs both mistakes.")
+
+**Traffic on a schedule** (:func:`autograder.checks.loadgen.replay`; stops by itself when the
+check runs out of time, see :func:`cancel_requested`)::
+
+    def check_drift_alarm_in_time(ctx: CheckContext) -> Verdict:
+        events = loadgen.paced(STREAM, rate=50, path="/predict")  # drift from event 500
+        running = loadgen.replay(ctx.service().url, events, background=True)
+        ...                                     # meanwhile: poll the alarm endpoint
+        result = running.wait()
+        late = [s for s in result.sent if s.status != 200]
+        if late:
+            raise CheckFailed(f"{len(late)} requests of the stream failed; ...")
+        return passed(f"Alarm raised {delay:.0f} s after the drift began.")
+
+A check that runs past its limit scores 0; the engine sets its cancel flag and stops everything
+it was driving (fresh instances, processes, running commands, the shared service) before the
+next check starts, and the report says what it stopped.
 """
 
 from __future__ import annotations
