@@ -15,7 +15,6 @@ from rich.table import Table
 
 from autograder import __version__
 from autograder.errors import ShipmlError
-from autograder.paths import DATASETS_DIR, FLIGHTS_DIR, LABS_DIR
 
 console = Console(highlight=False)
 
@@ -26,33 +25,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _hidden_paths(submission: Path, out: Path | None, heldout: Path | None = None) -> list[Path]:
-    """What a team's processes must never see: the whole kit checkout (its data with the
-    held-out period, the labs with their references and mutants, ``.git``, tests, book), the
-    instructor's held-out data, the grading output and the other submissions next to this one.
-
-    The sandbox's view is an allow-list, so none of these is visible in the first place; the
-    list matters where one of them lies inside a folder the view allows (a kit checked out
-    under ``/usr/local/src``), and the sandbox masks it there.
-    """
-    from autograder.paths import KIT_ROOT
-
-    paths = [KIT_ROOT, DATASETS_DIR, LABS_DIR]
-    if heldout is not None:
-        paths.append(heldout.resolve())
-    if out is not None:
-        paths.append(out.resolve())
-    parent = submission.resolve().parent
-    if len(parent.parts) > 2:
-        paths.append(parent)
-    return paths
-
-
 def _grade(args: argparse.Namespace, hidden: bool) -> int:
-    from autograder.checkapi import LabData
-    from autograder.data import dataset_id
     from autograder.engine.grading import grade
     from autograder.engine.netns import enter_loopback_netns
+    from autograder.engine.policy import choose_heldout, grading_data, hidden_paths
     from autograder.engine.report import write_reports
     from autograder.engine.results import CheckResult
     from autograder.engine.spec import find_lab, load_submission
@@ -65,23 +41,18 @@ def _grade(args: argparse.Namespace, hidden: bool) -> int:
     # loopback, so the team's processes and our clients share it and nothing else. Where that is
     # not allowed (not root), the report says so.
     enter_loopback_netns()
-    heldout = _heldout(getattr(args, "heldout", None)) if hidden else None
-    with tempfile.TemporaryDirectory(prefix="shipml-data-") as tmp:
-        public = None
-        if lab.lab.data:
-            from autograder.data import write_public
+    heldout = choose_heldout(getattr(args, "heldout", None), hidden=hidden)
 
-            public = write_public(Path(tmp) / "data")
-        data = LabData(public=FLIGHTS_DIR, heldout=heldout, team_data_id=dataset_id(public) if public else "")
+    def show(result: CheckResult) -> None:
+        if not quiet:
+            mark = "[green]pass[/]" if result.status == "passed" else "[red]fail[/]"
+            console.print(f"  {mark} {result.id:<28} {result.score:g} / {result.max_score:g}")
 
-        def show(result: CheckResult) -> None:
-            if not quiet:
-                mark = "[green]pass[/]" if result.status == "passed" else "[red]fail[/]"
-                console.print(f"  {mark} {result.id:<28} {result.score:g} / {result.max_score:g}")
-
+    with grading_data(lab, heldout) as data:
         if not quiet:
             console.print(f"[bold]{lab.lab.title}[/]: grading '{submission.team.name}' ({'all' if hidden else 'public'} checks)")
-        result = grade(lab, submission, data=data, hidden_paths=_hidden_paths(Path(args.dir), out, heldout), public_data=public, on_check=show)
+        result = grade(lab, submission, data=data.checks, hidden_paths=hidden_paths(Path(args.dir), out, heldout),
+                       public_data=data.team, on_check=show)
     paths = write_reports(result, out)
     if not quiet:
         console.print(f"[bold]Score: {result.score:g} / {result.max_score:g}[/]")
@@ -99,27 +70,16 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return _grade(args, hidden=True)
 
 
-def _heldout(folder: str | None) -> Path:
-    """The held-out data to grade with: the instructor's folder, or the kit's bundled months."""
-    from autograder.data import DataError, load_flights
-
-    path = Path(folder) if folder else FLIGHTS_DIR
-    try:
-        load_flights("heldout", path)
-    except DataError as exc:
-        raise ShipmlError(f"--heldout {path}: {exc}; give a folder with the held-out months' flights and weather") from None
-    return path.resolve()
-
-
 def cmd_grade_all(args: argparse.Namespace) -> int:
     from autograder.engine.classrun import grade_all
+    from autograder.engine.policy import heldout_folder
     from autograder.engine.spec import find_lab
 
     lab = find_lab(args.lab)
     root = Path(args.root)
     if not root.is_dir():
         raise ShipmlError(f"{root}: not a folder; give the folder that holds one subfolder per submission")
-    heldout = _heldout(args.heldout) if args.heldout else None
+    heldout = heldout_folder(args.heldout) if args.heldout else None  # each team's grade process defaults to the bundled months
     outcomes = grade_all(lab, root, Path(args.out), jobs=args.jobs, force=args.force, time_limit=args.time_limit, heldout=heldout)
     counts: dict[str, int] = {}
     for o in outcomes:
@@ -132,7 +92,7 @@ def cmd_checks(args: argparse.Namespace) -> int:
     from autograder.engine import labdoc
     from autograder.engine.catalogue import locate, relative
     from autograder.engine.mutants import list_mutants
-    from autograder.engine.spec import REQUIREMENTS, ROLES, find_lab
+    from autograder.engine.spec import REQUIREMENTS, find_lab
 
     lab = find_lab(args.lab)
     if args.markdown:
@@ -149,8 +109,7 @@ def cmd_checks(args: argparse.Namespace) -> int:
     readme = labdoc.readme_path(lab)
     # Plain lines, one block per check, never wrapped: each line is a hop a reader can follow.
     print(f"{lab.lab.title} ({lab.lab.name}): {lab.max_points:g} points, {public:g} in public checks")
-    by_role = {role: sum(c.points for c in lab.checks if c.role == role) for role in ROLES}
-    print("by role: " + ", ".join(f"{role} {points:g}" for role, points in by_role.items()))
+    print("by role: " + ", ".join(f"{role} {points:g}" for role, points in lab.points_by_role().items()))
     for c in lab.checks:
         where = locate(c.function)
         proven = ", ".join(m.name for m in mutants if c.id in (m.fails or ())) or "(none)"

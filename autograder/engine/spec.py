@@ -235,6 +235,10 @@ class LabSpec(_Strict):
     def max_points(self) -> float:
         return sum(c.points for c in self.checks)
 
+    def points_by_role(self) -> dict[str, float]:
+        """The lab's points per role, for each of the four (0 for a role no check names)."""
+        return {role: sum(c.points for c in self.checks if c.role == role) for role in ROLES}
+
     @property
     def commands(self) -> dict[str, CommandDecl]:
         """Every command a submission of this lab may give: ``install``, then the lab's own, in

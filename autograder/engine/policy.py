@@ -1,0 +1,90 @@
+"""What one grading run shows the team and gives the checks: the paths the team's processes must
+never see, the held-out data, and the data each side reads.
+
+The ``check``, ``grade`` and ``grade-all`` verbs only parse their arguments and print; the
+decisions behind them live here, where the engine's tests reach them without a command line.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder.checkapi import LabData
+from autograder.engine.spec import LabSpec
+from autograder.errors import ShipmlError
+from autograder.paths import DATASETS_DIR, FLIGHTS_DIR, KIT_ROOT, LABS_DIR
+
+
+def hidden_paths(submission: Path, out: Path | None, heldout: Path | None = None) -> list[Path]:
+    """What a team's processes must never see: the whole kit checkout (its data with the
+    held-out period, the labs with their references and mutants, ``.git``, tests, book), the
+    instructor's held-out data, the grading output and the other submissions next to this one.
+
+    The sandbox's view is an allow-list, so none of these is visible in the first place; the
+    list matters where one of them lies inside a folder the view allows (a kit checked out
+    under ``/usr/local/src``), and the sandbox masks it there.
+    """
+    paths = [KIT_ROOT, DATASETS_DIR, LABS_DIR]
+    if heldout is not None:
+        paths.append(heldout.resolve())
+    if out is not None:
+        paths.append(out.resolve())
+    parent = submission.resolve().parent
+    if len(parent.parts) > 2:  # the class folder, not '/' or a top-level folder such as /tmp
+        paths.append(parent)
+    return paths
+
+
+def heldout_folder(folder: str | Path | None) -> Path:
+    """The held-out data to grade with: the instructor's folder, or the kit's bundled months
+    when none is given; a one-line error when it does not hold the held-out months."""
+    from autograder.data import DataError, load_flights
+
+    path = Path(folder) if folder else FLIGHTS_DIR
+    try:
+        load_flights("heldout", path)
+    except DataError as exc:
+        raise ShipmlError(f"--heldout {path}: {exc}; give a folder with the held-out months' flights and weather") from None
+    return path.resolve()
+
+
+def choose_heldout(folder: str | Path | None, *, hidden: bool) -> Path | None:
+    """The held-out folder a run grades with: none for a team's self-check (public checks only,
+    whatever it is given), else :func:`heldout_folder`. Given to the checks, it is also what
+    makes the engine run the hidden checks."""
+    return heldout_folder(folder) if hidden else None
+
+
+@dataclass(frozen=True)
+class GradingData:
+    """The data of one grading run, for each side of the sandbox."""
+
+    checks: LabData
+    """What the checks read: the kit's public months, the held-out ones when grading, and the
+    id of the export the team trained on."""
+    team: Path | None
+    """The public export the team's commands get as ``{data}``; None when the lab gives none
+    (``[lab] data = false``): the team's ``{data}`` is then an empty folder."""
+
+
+@contextmanager
+def grading_data(lab: LabSpec, heldout: Path | None) -> Iterator[GradingData]:
+    """The data for grading ``lab``: a fresh public export for the team (written only when the
+    lab gives data; removed when the block ends), and what the checks read.
+
+    The team never gets the kit's data folder itself, which holds the held-out months: it gets
+    an export of the public ones (:func:`autograder.data.write_public`), whose id proves which
+    data a served model was trained on.
+    """
+    if not lab.lab.data:
+        yield GradingData(checks=LabData(public=FLIGHTS_DIR, heldout=heldout), team=None)
+        return
+    from autograder.data import dataset_id, write_public
+
+    with tempfile.TemporaryDirectory(prefix="shipml-data-") as tmp:
+        public = write_public(Path(tmp) / "data")
+        yield GradingData(checks=LabData(public=FLIGHTS_DIR, heldout=heldout, team_data_id=dataset_id(public)), team=public)
