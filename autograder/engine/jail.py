@@ -37,6 +37,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -196,18 +197,20 @@ def bwrap_argv(
 def bwrap_problem() -> str | None:
     """Why bubblewrap cannot give a team its view here, or None when it can.
 
-    Tried once per grader, with the same namespaces, capabilities and uid drop as a team's
-    command: a container may ship ``bwrap`` but forbid the namespaces it needs.
+    Tried once per grader with the very command line a team's command gets (:func:`bwrap_argv`:
+    the same namespaces, mounts, capabilities and uid drop, on a throw-away folder, as
+    ``nobody``): a container may ship ``bwrap`` but forbid the namespaces or mounts it needs.
     """
     if shutil.which("bwrap") is None:
         return "bubblewrap is not installed (apt-get install bubblewrap)"
-    argv = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--ro-bind", "/", "/"]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--cap-add", "CAP_SETUID"]
-    argv += ["--cap-add", "CAP_SETGID", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", "true"]
-    try:
-        probe = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"bubblewrap does not run here: {exc}"
+    with tempfile.TemporaryDirectory(prefix="shipml-bwrap-probe-") as tmp:
+        folder = Path(tmp)
+        os.chmod(folder, 0o755)
+        argv = bwrap_argv(uid=65534, cwd=folder, read_write=[folder], read_only=[], hidden=[], tmp_mb=1, command="true")
+        try:
+            probe = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"bubblewrap does not run here: {exc}"
     if probe.returncode != 0:
         last = (probe.stderr.strip().splitlines() or [f"exit code {probe.returncode}"])[-1]
         return f"bubblewrap cannot make its namespaces here: {last}"

@@ -35,7 +35,8 @@ from autograder.checkapi import CommandResult
 from autograder.engine import workspace
 from autograder.engine.cgroups import TeamCgroup
 from autograder.engine.files import MAX_READ_BYTES, safe_read
-from autograder.engine.jail import bwrap_argv, bwrap_problem, package_dir, team_modules
+from autograder.engine.jail import bwrap_problem
+from autograder.engine.modes import Bubblewrap, Isolation, NotRoot, UidOnly
 from autograder.engine.process import (
     Launcher,
     OutputTail,
@@ -71,6 +72,17 @@ def render_command(template: str, *, data: Path, **values: str | int) -> str:
     return template.format(**{k: shlex.quote(str(v)) for k, v in base.items()})
 
 
+def choose_mode() -> Isolation:
+    """The strongest isolation this machine gives: not root; root with a working bubblewrap;
+    root without it (missing, or a container that forbids its namespaces), where teams still
+    get their own uid, cgroup and tmpfs and the report says what is missing, rather than every
+    team failing every check."""
+    if os.geteuid() != 0:
+        return NotRoot()
+    problem = bwrap_problem()
+    return UidOnly(problem) if problem else Bubblewrap()
+
+
 def _set_rlimits(limits: Limits) -> None:
     mib = 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mib, limits.memory_mb * mib))
@@ -91,14 +103,14 @@ class Sandbox:
     workspace_root: Path | None = None
     isolation: list[str] = field(default_factory=list)
 
+    mode: Isolation | None = None  # chosen from the machine (choose_mode) unless given
+
     def __post_init__(self) -> None:
-        self.root_mode = os.geteuid() == 0
-        # As root without a working bubblewrap (not installed, or a container that forbids its
-        # namespaces), teams still get their own uid, cgroup and tmpfs, and the report says
-        # what is missing, rather than every team failing every check.
-        self.no_bwrap = bwrap_problem() if self.root_mode else None
+        self.mode = self.mode or choose_mode()
+        self.root_mode = self.mode.team_uid
         base = self.workspace_root or workspace.default_base()
-        self.cleaned = workspace.sweep(base) if self.root_mode else []
+        if self.root_mode:
+            workspace.sweep(base)
         # A uid no other process uses, so RLIMIT_NPROC and kill() cannot touch anyone else.
         self.uid = workspace.TEAM_UID_BASE + os.getpid() if self.root_mode else None
         self.workspace, self.mounted = workspace.create(base, tmpfs_mb=self.limits.disk_mb if self.root_mode else None)
@@ -115,10 +127,7 @@ class Sandbox:
         # The exchange folders' parent belongs to root, so the team cannot swap an exchange
         # folder for a symlink while the harness writes a command's input into it.
         self.io_root.mkdir(mode=0o755)
-        self.kit_copy: Path | None = None
-        if self.root_mode and self.no_bwrap:
-            os.chmod(self.workspace, 0o711)  # no bwrap view: the team's uid must pass through it
-            self.kit_copy = self._copy_team_modules()
+        self.mode.prepare(self)
         self._pending: list[Path] = []
         self.group: TeamCgroup | None = None
         if self.uid is not None:
@@ -138,22 +147,6 @@ class Sandbox:
         self.isolation.extend(self._describe())
         self._processes: list[Process] = []
         self._launcher = Launcher()  # one long-lived thread starts every team process
-
-    def _copy_team_modules(self) -> Path:
-        """Without bubblewrap's view, the kit modules teams may import (``jail.team_modules``)
-        are copied into the workspace, root-owned and read-only, and go on ``PYTHONPATH``: the
-        team's ``{python}`` imports the data loader as under bubblewrap, and the kit folder
-        itself (its hidden data) can stay closed to the team's uid (a Gradescope container)."""
-        dest = self.workspace / "kit"
-        package = package_dir()
-        for source in team_modules(package):
-            target = dest / source.relative_to(package.parent)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-            os.chmod(target, 0o644)
-        for folder in (dest, *(p for p in dest.rglob("*") if p.is_dir())):
-            os.chmod(folder, 0o755)
-        return dest
 
     def exposed(self, per_path: int = 2000) -> list[Path]:
         """The hidden paths where the team's uid can read something, found from its side: a
@@ -184,83 +177,35 @@ class Sandbox:
         hits = {int(i) for i in answer.decode().rstrip(".").split()}
         return [path for i, path in enumerate(self.hidden) if i in hits]
 
+    def disk_line(self) -> str:
+        """How the workspace's size is limited, for the report."""
+        return f"a {self.limits.disk_mb} MiB tmpfs" if self.mounted else "NOT size-limited (tmpfs mount failed)"
+
     def _describe(self) -> list[str]:
+        assert self.mode is not None
         lim = self.limits
-        if self.uid is None:
+        if self.group is None:
             return [
-                "processes: NOT isolated (the grader is not root): the team's commands run as your user in a "
-                "process group; they can read and write whatever your user can (your home, the kit, other "
-                "submissions), their limits hold per process only, and a grader killed by SIGKILL leaves them "
-                "running. Grade as root for full isolation (README, 'Without root')",
+                *self.mode.describe(self),
                 f"limits: per process only: memory {lim.memory_mb} MiB, {lim.nproc} processes, CPU {lim.cpu_seconds} s, "
                 f"files {lim.fsize_mb} MiB; output {lim.output_bytes // 1024} KiB kept",
             ]
-        assert self.group is not None
-        disk = f"a {lim.disk_mb} MiB tmpfs" if self.mounted else "NOT size-limited (tmpfs mount failed)"
-        isolation = [
-            f"processes: bubblewrap (own PID, mount, IPC and UTS namespaces, own /proc), uid {self.uid} without "
-            "capabilities or new privileges; killed with the grader, even by SIGKILL",
-            "filesystem: allow-list view: system directories and the interpreter read-only, the kit's data "
-            f"loader only, its own 0700 workspace ({disk}), private /tmp, /var/tmp and /dev/shm "
-            f"({lim.tmp_mb} MiB each)",
-        ]
-        if self.no_bwrap:
-            isolation = [
-                f"processes: NOT isolated ({self.no_bwrap}): the team's commands run as uid {self.uid}, in the "
-                "host's namespaces; they see the host's /proc; every process of that uid is killed when grading "
-                "ends, but one that left its session outlives a grader killed by SIGKILL until the next grader's sweep",
-                "filesystem: NOT an allow-list view: the team's uid reads whatever the host lets any user read "
-                f"(the kit checkout included) and writes the host's /tmp, /var/tmp and /dev/shm; its own 0700 "
-                f"workspace ({disk}). Install bubblewrap, or grade where it can make namespaces (README, 'Without root')",
-            ]
-            open_to_team = self.exposed()
-            isolation.append(
-                "hidden data: READABLE by the team's uid (it can read in "
-                + ", ".join(map(str, open_to_team)) + "): close it (chmod 700 its folder) before grading"
-                if open_to_team else
-                f"hidden data: closed to the team's uid by file permissions (tried from its side when grading began: "
-                f"nothing readable in {len(self.hidden)} hidden paths)"
-            )
-            if run_as(self.uid, lambda: b"yes" if os.access(sys.executable, os.X_OK) else b"no") != b"yes":
-                isolation.append(f"interpreter: {sys.executable} is NOT executable by the team's uid, so every "
-                                 "{python} command fails: grade with an interpreter outside folders closed to other users")
         names = {"memory": f"memory {lim.memory_mb} MiB", "pids": f"{lim.nproc} processes", "cpu": "an equal CPU share"}
         held = [f"{names[c]} ({how})" for c, (how, _) in self.group.where.items()]
         missing = [names[c] for c in names if c not in self.group.where]
-        lines = [
-            *isolation,
+        return [
+            *self.mode.describe(self),
             "limits: team-wide through cgroups: " + (", ".join(held) or "none")
             + (f"; NOT team-wide (no cgroup controller): {', '.join(missing)}" if missing else "")
             + f"; per process: memory {lim.memory_mb} MiB, CPU {lim.cpu_seconds} s, files {lim.fsize_mb} MiB; "
             f"output {lim.output_bytes // 1024} KiB kept",
         ]
-        return lines
 
     def render(self, template: str, **values: str | int) -> str:
         """``template`` filled in; a ``data`` value replaces the public data folder (a check may
         give ``{data}`` another folder, e.g. a second training set)."""
         data = Path(values.pop("data", self.data_dir))
         return render_command(template, data=data, **values)
-
-    def _argv(self, command: str) -> list[str]:
-        if self.uid is None or self.no_bwrap:
-            return ["/bin/sh", "-c", command]
-        return bwrap_argv(
-            uid=self.uid,
-            cwd=self.copy,
-            read_write=[self.copy, self.io_root, self.state_dir],
-            read_only=[self.data_dir],
-            hidden=self.hidden,
-            tmp_mb=self.limits.tmp_mb,
-            command=command,
-        )
-
-    def _pythonpath(self) -> str:
-        if self.uid is None:
-            return str(self.copy)  # not root: the kit is the user's own install
-        if self.kit_copy is not None:
-            return f"{self.copy}:{self.kit_copy}"
-        return f"{self.copy}:{package_dir().parent}"
 
     def _env(self) -> dict[str, str]:
         # The same plain environment under `check` and `grade`, with nothing that names the
@@ -269,7 +214,7 @@ class Sandbox:
         env.update(
             HOME=str(self.copy),
             # As root, the kit's package folder holds only the modules teams may import (jail.py).
-            PYTHONPATH=self._pythonpath(),
+            PYTHONPATH=self.mode.pythonpath(self),
             PYTHONDONTWRITEBYTECODE="1",
             PYTHONUNBUFFERED="1",
             OMP_NUM_THREADS="1",
@@ -279,39 +224,34 @@ class Sandbox:
         return env
 
     def _start(self, command: str) -> Process:
-        setup = None
-        if self.uid is not None:
-            assert self.group is not None
-            for folder in self._pending:  # the check's inputs, with all they hold, become the team's
-                for dirpath, dirs, files in os.walk(folder):
-                    os.lchown(dirpath, self.uid, self.uid)
-                    for name in files:
-                        os.lchown(os.path.join(dirpath, name), self.uid, self.uid)
-            self._pending.clear()
-            fds = self.group.join_fds()
-            limits, uid, drop = self.limits, self.uid, bool(self.no_bwrap)
+        assert self.mode is not None
+        argv, limits = self.mode.argv(self, command), self.limits
+        if self.uid is None:
+            return start_process(argv, env=self._env(), output_bytes=limits.output_bytes, cwd=self.copy,
+                                 setup=lambda: _set_rlimits(limits))
+        assert self.group is not None
+        for folder in self._pending:  # the check's inputs, with all they hold, become the team's
+            for dirpath, _, files in os.walk(folder):
+                os.lchown(dirpath, self.uid, self.uid)
+                for name in files:
+                    os.lchown(os.path.join(dirpath, name), self.uid, self.uid)
+        self._pending.clear()
+        fds = self.group.join_fds()
+        then = self.mode.in_child(self)
 
-            def setup() -> None:
-                TeamCgroup.join_child(fds)
-                _set_rlimits(limits)
-                if drop:  # no bwrap and setpriv: drop to the team's uid here
-                    os.setgroups([])
-                    os.setgid(uid)
-                    os.setuid(uid)
-                    die_with_parent()  # again: the kernel cleared it on the uid change
+        def setup() -> None:
+            TeamCgroup.join_child(fds)
+            _set_rlimits(limits)
+            if then is not None:
+                then()
 
-            cwd = self.copy if drop else None
-            try:
-                return start_process(
-                    self._argv(command), env=self._env(), output_bytes=self.limits.output_bytes, cwd=cwd, setup=setup, team_uid=self.uid
-                )
-            finally:
-                for fd in fds:
-                    os.close(fd)
-        limits = self.limits
-        return start_process(
-            self._argv(command), env=self._env(), output_bytes=self.limits.output_bytes, cwd=self.copy, setup=lambda: _set_rlimits(limits)
-        )
+        # Under bubblewrap the view sets the working folder (--chdir); otherwise the copy is it.
+        cwd = None if isinstance(self.mode, Bubblewrap) else self.copy
+        try:
+            return start_process(argv, env=self._env(), output_bytes=limits.output_bytes, cwd=cwd, setup=setup, team_uid=self.uid)
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def spawn(self, command: str) -> Process:
         """Start a long-running team command (a service)."""
