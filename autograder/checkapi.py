@@ -131,7 +131,6 @@ __all__ = [
     "Runner",
     "ServiceHandle",
     "Verdict",
-    "bind_cancel",
     "cancel_flag",
     "cancel_requested",
     "params_model",
@@ -408,7 +407,7 @@ def cancel_flag() -> threading.Event | None:
     return getattr(_current, "cancel", None)
 
 
-def bind_cancel(event: threading.Event | None) -> None:
+def bind_cancel(event: threading.Event | None) -> None:  # not in __all__: the engine's, not a check's
     """The engine's side of :func:`cancel_requested`: the event of the check this thread runs."""
     _current.cancel = event
 

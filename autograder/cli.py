@@ -41,7 +41,7 @@ def _grade(args: argparse.Namespace, hidden: bool) -> int:
     # loopback, so the team's processes and our clients share it and nothing else. Where that is
     # not allowed (not root), the report says so.
     enter_loopback_netns()
-    heldout = choose_heldout(getattr(args, "heldout", None), hidden=hidden)
+    heldout = choose_heldout(getattr(args, "heldout", None), hidden=hidden, lab=lab)
 
     def show(result: CheckResult) -> None:
         if not quiet:
@@ -52,7 +52,7 @@ def _grade(args: argparse.Namespace, hidden: bool) -> int:
         if not quiet:
             console.print(f"[bold]{lab.lab.title}[/]: grading '{submission.team.name}' ({'all' if hidden else 'public'} checks)")
         result = grade(lab, submission, data=data.checks, hidden_paths=hidden_paths(Path(args.dir), out, heldout),
-                       public_data=data.team, on_check=show)
+                       public_data=data.team, on_check=show, hidden=hidden)
     paths = write_reports(result, out)
     if not quiet:
         console.print(f"[bold]Score: {result.score:g} / {result.max_score:g}[/]")

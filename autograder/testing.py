@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,6 +198,8 @@ def run_check(
     startup_timeout: float = 30.0,
     timeout: float = 120.0,
     time_limit: float = 900.0,
+    setup_steps: Sequence[str] = ("install", "train"),
+    service_command: str = "serve",
 ) -> Verdict:
     """Run one check (a function, or its ``module:function`` path) and return its Verdict.
 
@@ -206,7 +208,8 @@ def run_check(
     commands get a public export of the kit's data as ``{data}``, as under the engine; the
     checks' ``data`` defaults to the kit's flight data, held-out months included. The setup
     steps (``install``, ``train``) run first, as under the engine, each within a third of
-    ``time_limit`` (the lab's limit).
+    ``time_limit`` (the lab's limit); a lab's :class:`LabCheck` passes its own steps, service
+    command and limit.
     """
     fn = resolve(check) if isinstance(check, str) else check
     name = check if isinstance(check, str) else f"{fn.__module__}:{fn.__name__}"
@@ -217,11 +220,11 @@ def run_check(
             raise ValueError(f"{name}: {exc}") from None
     team_data = public_data()
     data = data or LabData(public=FLIGHTS_DIR, heldout=FLIGHTS_DIR, team_data_id=dataset_id(team_data))
-    runner = LocalRunner(url=url, commands=commands or {}, cwd=Path(cwd), data=team_data,
-                         health_path=health_path, startup_timeout=startup_timeout)
+    runner = LocalRunner(url=url, commands=commands or {}, cwd=Path(cwd), data=team_data, health_path=health_path,
+                         startup_timeout=startup_timeout, service_command=service_command)
     try:
         # As under the engine: the setup steps run first, each within its share of the lab's limit.
-        run_setup_steps(runner, ("install", "train"), time_limit)
+        run_setup_steps(runner, setup_steps, time_limit)
         ctx = CheckContext(params=params, runner=runner, data=data, deadline=time.monotonic() + timeout)
         return run_one(fn, ctx, timeout, fn.__name__, interrupt=runner.interrupt)
     finally:
@@ -253,10 +256,15 @@ class LabCheck:
     """One check of a lab, with the lab's parameters and time limit; call it to run it."""
 
     spec: CheckSpec
+    lab: LabSpec | None = None  # its setup steps, service command and time limit, when given
 
     def __call__(self, **kwargs: Any) -> Verdict:
         kwargs.setdefault("params", self.spec.params)
         kwargs.setdefault("timeout", self.spec.timeout)
+        if self.lab is not None:
+            kwargs.setdefault("setup_steps", self.lab.setup_steps())
+            kwargs.setdefault("service_command", self.lab.service_command() or "serve")
+            kwargs.setdefault("time_limit", self.lab.lab.time_limit)
         return run_check(self.spec.function, **kwargs)
 
     def __repr__(self) -> str:
@@ -268,4 +276,4 @@ def parametrize_with_checks(lab: str | Path, visibility: str | None = None) -> p
     import pytest
 
     spec = find_lab(lab)
-    return pytest.mark.parametrize("check", [pytest.param(LabCheck(c), id=c.id) for c in spec.selected(visibility)])
+    return pytest.mark.parametrize("check", [pytest.param(LabCheck(c, spec), id=c.id) for c in spec.selected(visibility)])

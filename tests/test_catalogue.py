@@ -23,7 +23,8 @@ def test_the_check_api_names_exactly_its_public_names():
     # As httpx guards httpx.__all__: a name added to or dropped from the API is a decision.
     assert checkapi.__all__ == [
         "CheckContext", "CheckFailed", "CheckFunction", "CommandResult", "Input", "LabData", "NoParams",
-        "Params", "Runner", "ServiceHandle", "Verdict", "params_model", "partial", "passed",
+        "Params", "Runner", "ServiceHandle", "Verdict", "cancel_flag", "cancel_requested", "params_model",
+        "partial", "passed",
     ]
     for name in checkapi.__all__:
         value = getattr(checkapi, name)

@@ -21,7 +21,8 @@ from autograder.paths import FLIGHTS_DIR
 from autograder.testing import LabCheck, parametrize_with_checks, public_data, serve_app
 
 APP = Path(__file__).resolve().parent / "fixtures" / "serving_app"
-CHECKS = {c.id: LabCheck(c) for c in find_lab("serving").checks}
+LAB = find_lab("serving")
+CHECKS = {c.id: LabCheck(c, LAB) for c in LAB.checks}
 
 
 def commands(mode: str) -> dict[str, str]:

@@ -53,3 +53,20 @@ def test_a_self_check_never_gets_heldout_data_and_a_grade_checks_the_folder_it_i
     with pytest.raises(ShipmlError) as info:
         heldout_folder(tmp_path)
     assert str(info.value).startswith(f"--heldout {tmp_path}: ") and "\n" not in str(info.value)
+
+
+def test_held_out_months_are_loaded_only_for_a_lab_whose_checks_read_them(monkeypatch):
+    """Loading and validating the held-out months was most of a small lab's fixed cost: a lab no
+    check of which says requires = ["heldout"] gets none, unless the instructor names a folder."""
+    loaded: list[Path] = []
+    real = data.load_flights
+
+    def counting(split: str, folder: Path | None = None, **kw: object):
+        loaded.append(Path(folder or FLIGHTS_DIR))
+        return real(split, folder, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(data, "load_flights", counting)
+    tiny, serving = find_lab(ENGINE_FIXTURE), find_lab("serving")
+    assert choose_heldout(None, hidden=True, lab=tiny) is None and loaded == []
+    assert choose_heldout(None, hidden=True, lab=serving) == FLIGHTS_DIR.resolve() and loaded
+    assert choose_heldout(FLIGHTS_DIR, hidden=True, lab=tiny) == FLIGHTS_DIR.resolve(), "a folder given is checked and used"

@@ -149,10 +149,12 @@ def grade(
     public_data: Path | None = None,
     limits: Limits | None = None,
     on_check: Callable[[CheckResult], None] | None = None,
+    hidden: bool | None = None,
 ) -> SubmissionResult:
-    """Grade one submission. Hidden checks run only when ``data.heldout`` is given."""
+    """Grade one submission: every check with ``hidden``, else the public ones (by default,
+    hidden checks run when ``data.heldout`` is given)."""
     started = time.monotonic()
-    hidden = data.heldout is not None
+    hidden = data.heldout is not None if hidden is None else hidden
     specs = lab.checks if hidden else lab.selected("public")
     for spec in specs:  # a lab that names a missing check fails before any team code runs
         resolve(spec.function)

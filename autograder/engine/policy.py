@@ -52,11 +52,19 @@ def heldout_folder(folder: str | Path | None) -> Path:
     return path.resolve()
 
 
-def choose_heldout(folder: str | Path | None, *, hidden: bool) -> Path | None:
+def needs_heldout(lab: LabSpec) -> bool:
+    """Whether any check of ``lab`` reads the held-out months (``requires = ["heldout"]``)."""
+    return any("heldout" in check.requires for check in lab.checks)
+
+
+def choose_heldout(folder: str | Path | None, *, hidden: bool, lab: LabSpec | None = None) -> Path | None:
     """The held-out folder a run grades with: none for a team's self-check (public checks only,
-    whatever it is given), else :func:`heldout_folder`. Given to the checks, it is also what
-    makes the engine run the hidden checks."""
-    return heldout_folder(folder) if hidden else None
+    whatever it is given); else :func:`heldout_folder`. A lab none of whose checks reads the
+    held-out months gets none unless the instructor names one: loading and validating the
+    months is most of a small lab's fixed cost."""
+    if not hidden or (folder is None and lab is not None and not needs_heldout(lab)):
+        return None
+    return heldout_folder(folder)
 
 
 @dataclass(frozen=True)
