@@ -174,10 +174,6 @@ class TeamCgroup:
                         del self.where[controller]
                         break
 
-    @property
-    def active(self) -> list[str]:
-        return list(self.where)
-
     def join_fds(self) -> list[int]:
         """File descriptors of every ``cgroup.procs``, opened now; a child writes ``0`` to each
         between fork and exec (:meth:`join_child`), so no team process ever runs outside."""
