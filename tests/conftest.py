@@ -1,18 +1,30 @@
-"""Shared fixtures: the kit's paths and fixture submissions for the engine's tests."""
+"""Shared fixtures: the kit's paths, fixture submissions for the engine's tests, and each lab's
+student release and graded class run (once per session)."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import threading
+import time
+import tomllib
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 
 REPO = Path(__file__).resolve().parent.parent
 ENGINE_FIXTURE = REPO / "tests" / "fixtures" / "engine"
+LABS_DIR = REPO / "labs"
+LAB_NAMES = sorted(p.parent.name for p in LABS_DIR.glob("*/lab.toml"))
+"""Every lab of the kit: a folder of labs/ with a lab.toml. Adding one adds its proof."""
+PROOF_FILE = "proof.toml"
 
 
 def shipml(*args: str, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess[str]:
@@ -90,3 +102,213 @@ def docker_engine():
     yield engine
     if engine is not None:
         engine.close()
+
+
+# ------------------------------------------------------------------ each lab's proof, declared
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StarterBound(_Strict):
+    """How low a lab's starter scores: at most ``max_score``; 0 on ``zero``, full points on
+    ``full``, less than the given points on ``below``."""
+
+    max_score: float
+    zero: list[str] = []
+    full: list[str] = []
+    below: dict[str, float] = {}
+
+
+class CheatApp(_Strict):
+    """The code every cheat of a lab is built from: ``files`` of ``folder`` (from the kit's
+    root), run by ``commands`` ({mode} is the cheat's name)."""
+
+    folder: str
+    files: list[str]
+    commands: dict[str, str]
+    startup_timeout: float = 30
+
+
+class Cheat(_Strict):
+    """One cheap cheat: what it fakes, the checks it must lose, and how its folder differs."""
+
+    fakes: str
+    fails: list[str]
+    prepare: str = ""  # run in the team's folder before grading ({python}, {data}: the public data)
+    commands: dict[str, str] = {}
+
+
+class Proof(_Strict):
+    """``labs/<lab>/proof.toml``: what the lab's proof needs beyond the reference and mutants."""
+
+    starter: StarterBound
+    cheat_app: CheatApp | None = None
+    cheats: dict[str, Cheat] = {}
+
+    def check_ids(self) -> set[str]:
+        """Every check id the declaration names (each must be one of the lab's)."""
+        bound = self.starter
+        return {*bound.zero, *bound.full, *bound.below, *(c for cheat in self.cheats.values() for c in cheat.fails)}
+
+
+def load_proof(lab: str) -> Proof:
+    path = LABS_DIR / lab / PROOF_FILE
+    if not path.is_file():
+        raise AssertionError(f"{path}: missing; every lab declares its proof there (the starter's bound, its cheats; see labs/serving/{PROOF_FILE})")
+    proof = Proof.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    if proof.cheats and proof.cheat_app is None:
+        raise AssertionError(f"{path}: declares cheats but no [cheat_app] to build them from")
+    return proof
+
+
+def lab_notebooks(lab: Any) -> list[Path]:
+    """A notebook lab's source notebooks (``course/source/<assignment>/*.ipynb``); [] for a lab
+    whose reference is a folder."""
+    return sorted((lab.root / "course" / "source").glob("*/*.ipynb"))
+
+
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.joblib")
+
+
+def _notebook_team(lab: Any, release: Path, dest: Path, mutant: Any | None) -> Path:
+    """The lab's starter folder with its notebook as released, holding the reference answers
+    (and ``mutant``'s changes: see autograder/engine/mutants.py)."""
+    from autograder.engine.mutants import starter_dir
+    from autograder.integrations.nbgrader_course import build_submission
+
+    (source,) = lab_notebooks(lab)  # a mutant's cells do not say which notebook: one per lab
+    shutil.copytree(starter_dir(lab), dest, ignore=_IGNORE)
+    build_submission(source, release / source.name, dest / source.name, mutant)
+    return dest
+
+
+def cheat_submission(proof: Proof, name: str, folder: Path, public: Path) -> Path:
+    """A whole team folder for cheat ``name``: the cheat app's files, its commands, and what
+    its ``prepare`` writes."""
+    app, cheat = proof.cheat_app, proof.cheats[name]
+    assert app is not None
+    folder.mkdir(parents=True)
+    for file in app.files:
+        shutil.copy(REPO / app.folder / file, folder / file)
+    commands = {step: command.replace("{mode}", name) for step, command in app.commands.items()} | cheat.commands
+    if cheat.prepare:
+        argv = shlex.split(cheat.prepare.replace("{python}", shlex.quote(sys.executable)).replace("{data}", shlex.quote(str(public))))
+        subprocess.run(argv, cwd=folder, check=True, capture_output=True, timeout=600)
+    table = "\n".join(f"{step} = {_toml_string(command)}" for step, command in commands.items())
+    (folder / "submission.toml").write_text(
+        f'[team]\nname = "cheat {name}"\n\n[commands]\n{table}\n\n[service]\nstartup_timeout = {app.startup_timeout:g}\n')
+    return folder
+
+
+def _toml_string(text: str) -> str:
+    import json
+
+    return json.dumps(text)  # a JSON string is a valid TOML basic string
+
+
+def build_class(lab_name: str, release: Path, root: Path) -> list[str]:
+    """The lab's proof class in ``root``, one folder per team: ``reference``, ``starter`` (the
+    starter folder with the notebooks as released), ``mutant-<name>`` for each mutant proven
+    through the harness (``fails`` given) and ``cheat-<name>`` for each declared cheat."""
+    from autograder.data import write_public
+    from autograder.engine.mutants import list_mutants, materialize, reference_dir, starter_dir
+    from autograder.engine.spec import find_lab
+
+    lab, proof = find_lab(lab_name), load_proof(lab_name)
+    notebooks = lab_notebooks(lab)
+    root.mkdir(parents=True)
+    if notebooks:
+        _notebook_team(lab, release, root / "reference", None)
+    else:
+        shutil.copytree(reference_dir(lab), root / "reference", ignore=_IGNORE)
+    shutil.copytree(starter_dir(lab), root / "starter", ignore=_IGNORE)
+    for notebook in release.glob("*.ipynb"):
+        shutil.copy(notebook, root / "starter" / notebook.name)
+    for mutant in list_mutants(lab):
+        if mutant.fails is None:
+            continue  # proven elsewhere (a notebook lab's nbgrader cycle)
+        dest = root / f"mutant-{mutant.name}"
+        if mutant.patch is not None:
+            materialize(lab, mutant, dest)
+        else:
+            _notebook_team(lab, release, dest, mutant)
+    if proof.cheats:
+        public = write_public(root.parent / "public")
+        for name in proof.cheats:
+            cheat_submission(proof, name, root / f"cheat-{name}", public)
+    return sorted(p.name for p in root.iterdir())
+
+
+class _OncePerSession:
+    """``get(key)`` computes ``make(key)`` once per session; a failure is kept and raised again
+    for every test that needs the same key, so a broken class run is not run twice."""
+
+    def __init__(self, make: Callable[[str], Path]) -> None:
+        self.make, self.done, self.lock = make, {}, threading.Lock()
+
+    def __call__(self, key: str) -> Path:
+        with self.lock:
+            if key not in self.done:
+                try:
+                    self.done[key] = self.make(key)
+                except BaseException as exc:
+                    self.done[key] = exc
+                    raise
+            value = self.done[key]
+        if isinstance(value, BaseException):
+            raise AssertionError(f"{key}: failed earlier in this session ({value!r})")
+        return value
+
+
+TIMINGS: dict[str, str] = {}
+"""What the session's long fixtures took, printed at the end of the run (pytest_terminal_summary)."""
+
+
+@pytest.fixture(scope="session")
+def lab_release(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``lab_release(lab)``: the lab's student release (``shipml release LAB --out DIR``), written
+    once per session."""
+
+    def release(lab: str) -> Path:
+        out = tmp_path_factory.mktemp(f"release-{lab}") / f"{lab}-template"
+        started = time.monotonic()
+        proc = shipml("release", lab, "--out", str(out), timeout=900)
+        assert proc.returncode == 0, proc.stderr
+        TIMINGS[f"release {lab}"] = f"{time.monotonic() - started:.0f} s"
+        return out
+
+    return _OncePerSession(release)
+
+
+@pytest.fixture(scope="session")
+def graded_lab(tmp_path_factory: pytest.TempPathFactory, lab_release: Callable[[str], Path]) -> Callable[[str], Path]:
+    """``graded_lab(lab)``: the grading output of the lab's proof class (``build_class``: the
+    reference, the starter, its mutants and cheats), graded in one class run as an instructor
+    would (``shipml grade-all LAB DIR --out OUT --jobs 2``), once per session. Per team:
+    ``OUT/<team>/results.json`` and ``OUT/<team>/instructor/results.json``; ``OUT/grades.csv``."""
+
+    def graded(lab: str) -> Path:
+        from autograder.engine.spec import find_lab
+
+        root = tmp_path_factory.mktemp(f"class-{lab}")
+        teams = build_class(lab, lab_release(lab), root / "teams")
+        out = root / "out"
+        limit = find_lab(lab).lab.time_limit
+        started = time.monotonic()
+        proc = shipml("grade-all", lab, str(root / "teams"), "--out", str(out), "--jobs", "2",
+                      timeout=min(2400, -(-len(teams) // 2) * limit + 120))
+        assert proc.returncode == 0, proc.stderr
+        TIMINGS[f"class run {lab}"] = f"{time.monotonic() - started:.0f} s for {len(teams)} teams, 2 at a time"
+        return out
+
+    return _OncePerSession(graded)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if TIMINGS:
+        terminalreporter.section("session fixtures")
+        for what, took in TIMINGS.items():
+            terminalreporter.write_line(f"{what}: {took}")
+
