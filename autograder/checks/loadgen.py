@@ -7,10 +7,11 @@ the check does something else (kills the service, reads its state), and records 
 request was sent and answered. Both stop sending once the check's time is up
 (:func:`autograder.checkapi.cancel_requested`).
 
-Built on aiohttp, not httpx: measured on these machines, an httpx async loop topped out at about
-a third of what the service could serve, so a latency check built on it would grade the client
-(the project's field notes, "HTTP load on 2 cores"; benchmarks/bench_serving.py, P3, compares
-this one with wrk).
+The client is :mod:`autograder.checks.httpwire` (asyncio protocols and httptools), because the
+load generator must not be what it measures: on two cores it shares the CPU with the service,
+and aiohttp's (let alone httpx's) per-request cost showed in the service's figures
+(``benchmarks/bench_serving.py``'s P3 compares this one with wrk). Answers are kept as bytes and
+parsed after the timed window, never while requests are being timed.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import numpy as np
 
 from autograder.checkapi import cancel_flag, cancel_requested
+from autograder.checks.httpwire import Connection, Target, exchange
 
 
 @dataclass
@@ -64,47 +65,43 @@ async def _run(
     total: int,
     concurrency: int,
     timeout: float,
-    keep_bodies: bool,
     budget: float,
     method: str,
-) -> LoadResult:
-    replies: list[Reply] = []
+) -> tuple[list[tuple[int, int, float, bytes, str]], float, bool]:
+    target, path = Target.split(url)
+    requests = [target.request(method, path, json.dumps(p).encode()) for p in payloads]
+    raw: list[tuple[int, int, float, bytes, str]] = []
     counter = iter(range(total))
     deadline = time.perf_counter() + budget
     stopped = False
-    encoded = [json.dumps(p).encode() for p in payloads]
-    headers = {"Content-Type": "application/json"}
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
-    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
 
-    async def worker(session: aiohttp.ClientSession) -> None:
+    async def worker() -> None:
         nonlocal stopped
+        conn: Connection | None = None
         for i in counter:
             if time.perf_counter() > deadline or cancel_requested():
                 stopped = True
-                return
-            body = encoded[i % len(encoded)]
+                break
             t0 = time.perf_counter()
             try:
-                async with session.request(method, url, data=body, headers=headers) as resp:
-                    raw = await resp.read()
-                    seconds = time.perf_counter() - t0
-                    parsed = None
-                    if keep_bodies:
-                        try:
-                            parsed = json.loads(raw)
-                        except ValueError:
-                            parsed = raw[:200].decode(errors="replace")
-                    replies.append(Reply(i, resp.status, seconds, parsed))
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                replies.append(Reply(i, 0, time.perf_counter() - t0, None, f"{exc.__class__.__name__}: {exc}"))
+                status, body, conn = await exchange(target, conn, requests[i % len(requests)], timeout)
+                raw.append((i, status, time.perf_counter() - t0, body, ""))
+            except (TimeoutError, OSError) as exc:
+                conn = None
+                raw.append((i, 0, time.perf_counter() - t0, b"", f"{exc.__class__.__name__}: {exc}"))
+        if conn is not None:
+            conn.close()
 
     started = time.perf_counter()
-    async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-    wall = time.perf_counter() - started
-    replies.sort(key=lambda r: r.index)
-    return LoadResult(replies, wall, concurrency, stopped)
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return raw, time.perf_counter() - started, stopped
+
+
+def _parsed(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body[:200].decode(errors="replace")
 
 
 def send(
@@ -124,7 +121,11 @@ def send(
     ``budget`` seconds, so a slow service cannot hold the grader.
     """
     count = len(payloads) if total is None else total
-    return _loop(_run(url, payloads, count, concurrency, timeout, keep_bodies, budget, method))
+    raw, wall, stopped = _loop(_run(url, payloads, count, concurrency, timeout, budget, method))
+    # After the timed window: the bodies are parsed only now, so parsing costs the service nothing.
+    replies = [Reply(i, status, seconds, _parsed(body) if keep_bodies and status else None, error)
+               for i, status, seconds, body, error in sorted(raw)]
+    return LoadResult(replies, wall, concurrency, stopped)
 
 
 def _loop(coro: Any) -> Any:
@@ -181,35 +182,39 @@ def paced(payloads: Sequence[Any], rate: float, path: str, method: str = "POST")
 
 
 async def _replay(base: str, events: Sequence[Event], concurrency: int, timeout: float, budget: float, stop: threading.Event) -> ReplayResult:
+    target, prefix = Target.split(base)
+    prefix = prefix.rstrip("/")
     out: list[Sent] = []
-    headers = {"Content-Type": "application/json"}
+    idle: list[Connection] = []  # kept-alive connections, at most `concurrency` in use at once
     gate = asyncio.Semaphore(concurrency)
     start = time.perf_counter()
     stopped = False
 
-    async def one(session: aiohttp.ClientSession, index: int, event: Event) -> None:
+    async def one(index: int, event: Event) -> None:
         async with gate:
             sent = time.perf_counter() - start
-            data = None if event.body is None else json.dumps(event.body).encode()
+            conn = idle.pop() if idle else None
+            body = None if event.body is None else json.dumps(event.body).encode()
             try:
-                async with session.request(event.method, base + event.path, data=data, headers=headers) as resp:
-                    raw = await resp.read()
-                    out.append(Sent(event, index, event.at, sent, time.perf_counter() - start, resp.status, raw))
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                status, answer, conn = await exchange(target, conn, target.request(event.method, prefix + event.path, body), timeout)
+                out.append(Sent(event, index, event.at, sent, time.perf_counter() - start, status, answer))
+                if conn is not None:
+                    idle.append(conn)
+            except (TimeoutError, OSError) as exc:
                 out.append(Sent(event, index, event.at, sent, time.perf_counter() - start, 0, b"", f"{exc.__class__.__name__}: {exc}"))
 
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-        tasks = []
-        for index, event in enumerate(sorted(events, key=lambda e: e.at)):
-            delay = event.at - (time.perf_counter() - start)
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if stop.is_set() or time.perf_counter() - start > budget:
-                stopped = True
-                break
-            tasks.append(asyncio.ensure_future(one(session, index, event)))
-        await asyncio.gather(*tasks)
+    tasks = []
+    for index, event in enumerate(sorted(events, key=lambda e: e.at)):
+        delay = event.at - (time.perf_counter() - start)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if stop.is_set() or time.perf_counter() - start > budget:
+            stopped = True
+            break
+        tasks.append(asyncio.ensure_future(one(index, event)))
+    await asyncio.gather(*tasks)
+    for conn in idle:
+        conn.close()
     out.sort(key=lambda s: s.index)
     return ReplayResult(out, time.perf_counter() - start, stopped)
 
