@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ from autograder.data import dataset_id, write_public
 from autograder.engine.catalogue import resolve, validate_params
 from autograder.engine.files import safe_read
 from autograder.engine.grading import run_checks, run_one, run_setup_steps, service_notes
-from autograder.engine.process import Launcher, Process, start_process
+from autograder.engine.process import Process, ProcessTable, start_process
 from autograder.engine.results import CheckResult
 from autograder.engine.runner import ServiceSettings, TeamRunner
 from autograder.engine.sandbox import render_command
@@ -78,46 +78,37 @@ class _Remote:
         return "(the log of a service started outside the harness is not captured)"
 
 
-@dataclass
 class PlainWorkspace:
     """A :class:`autograder.engine.runner.Workspace` without a sandbox: commands run as plain
     local processes in ``cwd`` (each in a session of its own, output bounded, the whole tree
-    killed on timeout), with exchange and state folders under a temporary folder."""
+    killed on timeout: the engine's :class:`~autograder.engine.process.ProcessTable`), with
+    exchange and state folders under a temporary folder."""
 
-    cwd: Path
-    data: Path
-    processes: list[Process] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
+    def __init__(self, cwd: Path, data: Path) -> None:
+        self.cwd, self.data = cwd, data
         self._tmp = tempfile.TemporaryDirectory(prefix="shipml-run-")
         self.root = Path(self._tmp.name)
         self.state_dir = self.root / "state"
         self.state_dir.mkdir()
-        self._launcher = Launcher()
+        self.table = ProcessTable(self._start)
+
+    def _start(self, command: str) -> Process:
+        return start_process(["/bin/sh", "-c", command], env=dict(os.environ), output_bytes=_OUTPUT_BYTES, cwd=self.cwd)
 
     def render(self, template: str, **values: str | int) -> str:
-        data = Path(values.pop("data", self.data))  # a check may give {data} another folder
-        return render_command(template, data=data, **values)
+        return render_command(template, values, data=self.data)
 
     def spawn(self, command: str) -> Process:
-        proc = self._launcher.start(lambda: start_process(["/bin/sh", "-c", command], env=dict(os.environ),
-                                                          output_bytes=_OUTPUT_BYTES, cwd=self.cwd))
-        proc.command = command
-        self.processes.append(proc)
-        return proc
-
-    def forget(self, proc: Process) -> None:
-        proc.stop()
-        if proc in self.processes:
-            self.processes.remove(proc)
+        return self.table.spawn(command)
 
     def run(self, command: str, timeout: float) -> CommandResult:
-        proc = self.spawn(command)
-        try:
-            return proc.finish(timeout)
-        finally:
-            if proc in self.processes:
-                self.processes.remove(proc)
+        return self.table.run(command, timeout)
+
+    def forget(self, proc: Process) -> None:
+        self.table.forget(proc)
+
+    def stop_all(self) -> int:
+        return self.table.stop_all()
 
     def exchange_dir(self) -> Path:
         return Path(tempfile.mkdtemp(prefix="io-", dir=self.root))
@@ -125,16 +116,8 @@ class PlainWorkspace:
     def read_output(self, path: Path) -> bytes | None:
         return safe_read(self.root, path)
 
-    def stop_all(self) -> int:
-        running = [proc for proc in self.processes if proc.alive()]
-        for proc in running:
-            proc.stop(grace=0.5)
-        return len(running)
-
     def close(self) -> None:
-        for proc in list(self.processes):
-            self.forget(proc)
-        self._launcher.close()
+        self.table.close()
         self._tmp.cleanup()
 
 
@@ -181,9 +164,6 @@ def public_data() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="shipml-public-"))
     atexit.register(shutil.rmtree, folder, True)
     return write_public(folder / "data")
-
-
-_public_export = public_data  # the old name, until every caller says public_data
 
 
 def run_check(

@@ -298,3 +298,38 @@ def test_kill_uid_says_true_exactly_when_no_process_of_the_uid_is_left():
         assert living_pids_of(uid) == []
     finally:
         daemon.kill()
+
+
+@pytest.mark.skipif(not is_root(), reason="the team's own uid is the root runner's")
+def test_a_team_racing_the_input_handover_cannot_make_root_chown_its_target(tmp_path, monkeypatch):
+    """A check hands a folder to the team (fresh_service(files={"data": folder})). While the
+    harness hands it over, the team's running service swaps every subfolder it can reach in the
+    exchange folders for a symlink to a root-owned folder. Root must never chown through it."""
+    from autograder.engine.sandbox import Sandbox
+    from autograder.engine.spec import find_lab, load_submission
+
+    monkeypatch.setenv("SHIPML_WORKSPACE", str(tmp_path / "ws"))
+    target = Path(tempfile.mkdtemp(prefix="handover-target-", dir="/var/tmp"))
+    (target / "precious").write_text("root's")
+    os.chmod(target, 0o755)
+    folder = make_fixture_submission(tmp_path / "class", "healthy")
+    sandbox = Sandbox(load_submission(folder, find_lab(str(ENGINE_FIXTURE))), hidden=[])
+    swap = (f"while true; do for d in {sandbox.io_root}/io-*/data; do "
+            f"[ -d \"$d\" ] && [ ! -L \"$d\" ] && mv \"$d\" \"$d.moved\" 2>/dev/null && ln -s {target} \"$d\" 2>/dev/null; done; done")
+    try:
+        sandbox.spawn(swap)
+        source = tmp_path / "inputs"
+        source.mkdir()
+        for i in range(20):
+            (source / f"f{i}.csv").write_text("a,b\n")
+        for _ in range(30):
+            io = sandbox.exchange_dir()
+            shutil.copytree(source, io / "data")
+            sandbox.run("true", timeout=10)  # starting a command hands the folder over
+        assert os.stat(target / "precious").st_uid == 0 and os.stat(target).st_uid == 0
+        handed = [p for p in sandbox.io_root.glob("io-*/data*")]
+        assert handed, "the team reached the exchange folders (the case this test is about)"
+        assert all(os.lstat(p).st_uid == 0 for p in handed if not p.is_symlink()), "inputs stay root's, readable"
+    finally:
+        sandbox.close()
+        shutil.rmtree(target)

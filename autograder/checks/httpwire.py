@@ -85,8 +85,7 @@ class Connection(asyncio.Protocol):
             self._waiter.set_result((self._parser.get_status_code(), b"".join(self._body), self._parser.should_keep_alive()))
 
     def send(self, raw: bytes) -> asyncio.Future[tuple[int, bytes, bool]]:
-        self._body = []
-        self._parser = httptools.HttpResponseParser(self)
+        self._body = []  # the parser runs on from one answer to the next on a kept-alive connection
         self.answered_bytes = 0
         self._waiter = self.loop.create_future()
         assert self.transport is not None

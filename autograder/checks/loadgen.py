@@ -192,6 +192,8 @@ async def _replay(base: str, events: Sequence[Event], concurrency: int, timeout:
 
     async def one(index: int, event: Event) -> None:
         async with gate:
+            if stop.is_set():  # queued behind a slow service when the replay was stopped
+                return
             sent = time.perf_counter() - start
             conn = idle.pop() if idle else None
             body = None if event.body is None else json.dumps(event.body).encode()
@@ -205,9 +207,8 @@ async def _replay(base: str, events: Sequence[Event], concurrency: int, timeout:
 
     tasks = []
     for index, event in enumerate(sorted(events, key=lambda e: e.at)):
-        delay = event.at - (time.perf_counter() - start)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        while not stop.is_set() and (delay := event.at - (time.perf_counter() - start)) > 0:
+            await asyncio.sleep(min(delay, 0.05))  # in slices: a stop is seen within 50 ms
         if stop.is_set() or time.perf_counter() - start > budget:
             stopped = True
             break
@@ -248,10 +249,12 @@ class Replay:
         self._stop.set()
 
     def wait(self, timeout: float | None = None) -> ReplayResult:
+        """The result, once every event was sent and answered; after ``timeout`` seconds the
+        replay is stopped (no new event is sent) and waits only for answers already due."""
         self._thread.join(timeout)
         if self._thread.is_alive():
             self._stop.set()
-            self._thread.join()
+            self._thread.join()  # bounded: no event starts after the stop, each answer has `timeout`
         if self._error is not None:
             raise self._error
         assert self._result is not None

@@ -75,13 +75,15 @@ def run_one(fn: CheckFunction, ctx: CheckContext[Any], timeout: float, name: str
             box["error"] = exc
             box["trace"] = traceback.format_exc(limit=3)
         finally:
+            # Whatever the check left running in the background (a replay) stops with it.
+            cancel.set()
             bind_cancel(None)
 
     thread = threading.Thread(target=target, name=f"check-{name or fn.__name__}", daemon=True)
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        cancel.set()
+        cancel.set()  # the runner refuses the check anything new; the load generator stops
         stopped = interrupt() if interrupt is not None else "nothing (no runner to stop)"
         thread.join(STOP_GRACE)
         still = "" if not thread.is_alive() else f" Its thread was still running {STOP_GRACE:g} s later."

@@ -126,18 +126,60 @@ def start_process(
     return Process(" ".join(argv), popen, output, time.monotonic(), output.pump(popen.stdout), team_uid)
 
 
-class Launcher:
-    """Starts every team process from one long-lived thread. ``PR_SET_PDEATHSIG`` fires when
-    the *thread* that forked a child exits, so a service started from a short-lived check thread
-    would be killed (SIGKILL) the moment that check ends."""
+class ProcessTable:
+    """The team processes one workspace started: each started from one long-lived thread,
+    tracked until it is stopped, and run to completion within a time limit.
 
-    def __init__(self) -> None:
+    One thread starts them all because ``PR_SET_PDEATHSIG`` fires when the *thread* that forked
+    a child exits: a service started from a short-lived check thread would be killed (SIGKILL)
+    the moment that check ends. The sandbox and a test's plain workspace share this table, so
+    they cannot start, run or stop processes differently."""
+
+    def __init__(self, start: Callable[[str], Process]) -> None:
+        self._start = start
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="team-launcher")
+        self._lock = threading.Lock()
+        self.processes: list[Process] = []
 
-    def start(self, fn: Callable[[], Process]) -> Process:
-        return self._thread.submit(fn).result()
+    def spawn(self, command: str) -> Process:
+        """Start a long-running team command (a service)."""
+        proc = self._thread.submit(self._start, command).result()
+        proc.command = command
+        with self._lock:
+            self.processes.append(proc)
+        return proc
+
+    def run(self, command: str, timeout: float) -> CommandResult:
+        """Run a team command to completion, within ``timeout`` seconds of wall-clock time."""
+        proc = self.spawn(command)
+        try:
+            return proc.finish(timeout)
+        finally:
+            self._drop(proc)
+
+    def _drop(self, proc: Process) -> None:
+        with self._lock:
+            if proc in self.processes:
+                self.processes.remove(proc)
+
+    def forget(self, proc: Process) -> None:
+        """Stop ``proc`` and stop tracking it."""
+        proc.stop()
+        self._drop(proc)
+
+    def stop_all(self, grace: float = 0.5) -> int:
+        """Stop every command still running; return how many there were."""
+        with self._lock:
+            running = [proc for proc in self.processes if proc.alive()]
+        for proc in running:
+            proc.stop(grace=grace)
+        return len(running)
 
     def close(self) -> None:
+        """Stop everything, and the launcher thread."""
+        self.stop_all(grace=1.0)
+        with self._lock:
+            self.processes.clear()
         self._thread.shutdown(wait=False)
 
 
@@ -163,7 +205,10 @@ class Process:
 
     def finish(self, timeout: float) -> CommandResult:
         """Wait up to ``timeout`` seconds for the command to end, then stop it and all it
-        started (a timed-out command's whole tree is killed, not only its first process)."""
+        started: its process group, and under bubblewrap every process of its PID namespace. (Not
+        root or without bubblewrap, a process that left both its group and the command's tree,
+        a double-forked daemon, outlives this; the sandbox's close kills every process of the
+        team's uid, and a not-root run says in its report that it has no such guard.)"""
         timed_out = False
         try:
             self.popen.wait(timeout)
@@ -190,9 +235,17 @@ class Process:
                 os.killpg(self.popen.pid, sig)
             return
         for pid in [self.popen.pid, *_descendants(self.popen.pid)]:
-            if uid_of(pid) == self.team_uid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
+            # A pidfd first, then the uid: a pid reused between the two cannot be signalled.
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:
+                continue
+            try:
+                if uid_of(pid) == self.team_uid:
+                    with contextlib.suppress(ProcessLookupError):
+                        signal.pidfd_send_signal(fd, sig)
+            finally:
+                os.close(fd)
 
     def stop(self, grace: float = 3.0) -> None:
         """Ask the command's processes to stop, then kill all of them."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from autograder.checkapi import CheckFailed, CommandResult, Input
+from autograder.checkapi import CheckFailed, CommandResult, Input, cancel_requested
 from autograder.engine.files import safe_list, safe_read
 from autograder.engine.process import Process
 from autograder.engine.service import Service, ServiceUnavailable, fresh, healthy
@@ -103,6 +103,13 @@ class TeamRunner:
     def _template(self, name: str) -> str:
         return self.commands.get(name, "").strip()
 
+    @staticmethod
+    def _not_cancelled() -> None:
+        """A check past its time limit gets nothing new started for it: its thread may still run
+        after the engine stopped what it drove, and must not drive the next check's service."""
+        if cancel_requested():
+            raise CheckFailed("the check's time is up; the harness starts nothing more for it")
+
     def _require(self, name: str) -> str:
         template = self._template(name)
         if not template:
@@ -110,6 +117,7 @@ class TeamRunner:
         return template
 
     def _new(self, name: str, values: Mapping[str, str], health_path: str | None = None) -> Service:
+        self._not_cancelled()
         path = self.settings.health_path if health_path is None else health_path
         return Service(self.workspace, self._require(name), path, self.settings.startup_timeout, values=dict(values))
 
@@ -130,6 +138,7 @@ class TeamRunner:
         return self.setup_results.get(name)
 
     def run(self, name: str, *, inputs: Mapping[str, Input], outputs: Sequence[str], timeout: float) -> CommandResult:
+        self._not_cancelled()
         template = self._require(name)
         values = {**self.values, **self._place(inputs)}
         io = self.workspace.exchange_dir()
@@ -145,6 +154,7 @@ class TeamRunner:
     # -- long-running processes ----------------------------------------------------------
 
     def service(self) -> Service:
+        self._not_cancelled()
         if self.shared is None:
             raise CheckFailed(f"submission.toml has no {self.settings.command} command; add 'commands.{self.settings.command}'")
         return healthy(self.shared)
@@ -156,6 +166,7 @@ class TeamRunner:
         @contextmanager
         def tracked() -> Iterator[Service]:
             try:
+                self._not_cancelled()
                 with fresh(instance) as up:
                     yield up
             finally:
@@ -177,6 +188,8 @@ class TeamRunner:
         """Kill the shared service with ``sig`` (a harness-made fault, never counted as the
         team's crash) and start it again on the same model and state folder."""
         service = self.service()
+        if not isinstance(service, Service):
+            raise CheckFailed("this runner does not run the service (it was given a URL), so it cannot restart it")
         try:
             service.kill(sig)
         except ServiceUnavailable as exc:
@@ -185,11 +198,17 @@ class TeamRunner:
 
     # -- what the team wrote -------------------------------------------------------------
 
+    @staticmethod
+    def _whole(content: bytes | None, path: str, where: str) -> bytes | None:
+        if content is not None and len(content) > MAX_FILE_BYTES:
+            raise CheckFailed(f"{where}{path} is larger than {MAX_FILE_BYTES // 2**20} MiB, more than a check reads; keep it smaller")
+        return content
+
     def read_file(self, path: str) -> bytes | None:
-        return safe_read(self.files_root, path, MAX_FILE_BYTES)
+        return self._whole(safe_read(self.files_root, path, MAX_FILE_BYTES + 1), path, "")
 
     def read_state(self, path: str) -> bytes | None:
-        return safe_read(self.workspace.state_dir, path, MAX_FILE_BYTES)
+        return self._whole(safe_read(self.workspace.state_dir, path, MAX_FILE_BYTES + 1), path, "{state}/")
 
     def list_state(self) -> list[str]:
         return safe_list(self.workspace.state_dir)

@@ -28,6 +28,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,9 +39,9 @@ from autograder.engine.files import MAX_READ_BYTES, safe_read
 from autograder.engine.jail import bwrap_problem
 from autograder.engine.modes import Bubblewrap, Isolation, NotRoot, UidOnly
 from autograder.engine.process import (
-    Launcher,
     OutputTail,
     Process,
+    ProcessTable,
     die_with_parent,
     free_port,
     kill_uid,
@@ -66,10 +67,28 @@ class Limits:
     output_bytes: int = 256 * 1024
 
 
-def render_command(template: str, *, data: Path, **values: str | int) -> str:
-    """A submission.toml command with its placeholders filled in, each value shell-quoted."""
+def render_command(template: str, values: Mapping[str, str | int], *, data: Path) -> str:
+    """A submission.toml command with its placeholders filled in, each value shell-quoted.
+    ``data`` is the usual ``{data}`` folder; a ``data`` in ``values`` replaces it (a check may
+    give ``{data}`` another folder, e.g. a second training set)."""
     base: dict[str, str | int] = {"python": sys.executable, "data": str(data), **values}
     return template.format(**{k: shlex.quote(str(v)) for k, v in base.items()})
+
+
+def hand_over(folder: Path, uid: int) -> None:
+    """Give a check's exchange folder to the team's uid: what the harness put in it becomes
+    readable by all (folders 0755, files 0644) and stays root's, while the folder is still
+    root's 0700 and out of the team's reach; only then is the folder itself chowned. Chowning
+    the contents instead would race the team: once the top folder is its own, it could swap a
+    subfolder for a symlink and have root chown whatever that points to."""
+    for dirpath, _, files in os.walk(folder):
+        os.chmod(dirpath, 0o755)
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):  # the harness copies files, never links; never follow one
+                os.chmod(path, 0o644)
+    os.chown(folder, uid, uid)
+    os.chmod(folder, 0o700)
 
 
 def choose_mode() -> Isolation:
@@ -145,8 +164,7 @@ class Sandbox:
                 pids=self.limits.nproc,
             )
         self.isolation.extend(self._describe())
-        self._processes: list[Process] = []
-        self._launcher = Launcher()  # one long-lived thread starts every team process
+        self.table = ProcessTable(self._start)
 
     def exposed(self, per_path: int = 2000) -> list[Path]:
         """The hidden paths where the team's uid can read something, found from its side: a
@@ -202,10 +220,7 @@ class Sandbox:
         ]
 
     def render(self, template: str, **values: str | int) -> str:
-        """``template`` filled in; a ``data`` value replaces the public data folder (a check may
-        give ``{data}`` another folder, e.g. a second training set)."""
-        data = Path(values.pop("data", self.data_dir))
-        return render_command(template, data=data, **values)
+        return render_command(template, values, data=self.data_dir)
 
     def _env(self) -> dict[str, str]:
         # The same plain environment under `check` and `grade`, with nothing that names the
@@ -230,11 +245,8 @@ class Sandbox:
             return start_process(argv, env=self._env(), output_bytes=limits.output_bytes, cwd=self.copy,
                                  setup=lambda: _set_rlimits(limits))
         assert self.group is not None
-        for folder in self._pending:  # the check's inputs, with all they hold, become the team's
-            for dirpath, _, files in os.walk(folder):
-                os.lchown(dirpath, self.uid, self.uid)
-                for name in files:
-                    os.lchown(os.path.join(dirpath, name), self.uid, self.uid)
+        for folder in self._pending:
+            hand_over(folder, self.uid)
         self._pending.clear()
         fds = self.group.join_fds()
         then = self.mode.in_child(self)
@@ -255,25 +267,18 @@ class Sandbox:
 
     def spawn(self, command: str) -> Process:
         """Start a long-running team command (a service)."""
-        proc = self._launcher.start(lambda: self._start(command))
-        proc.command = command
-        self._processes.append(proc)
-        return proc
+        return self.table.spawn(command)
 
     def run(self, command: str, timeout: float) -> CommandResult:
         """Run a team command to completion, within ``timeout`` seconds of wall-clock time."""
-        proc = self.spawn(command)
-        try:
-            return proc.finish(timeout)
-        finally:
-            if proc in self._processes:
-                self._processes.remove(proc)
+        return self.table.run(command, timeout)
 
     def exchange_dir(self) -> Path:
         """A fresh folder where the harness puts a command's input and the team writes output.
 
-        It belongs to root until the next command starts, so the harness writes the inputs
-        where the team cannot plant a symlink; then it is handed to the team's uid.
+        It belongs to root (0700) until the next command starts, so the harness writes the
+        inputs where the team cannot plant a symlink; then :func:`hand_over` makes what the
+        harness put there readable and hands the folder itself, last, to the team's uid.
         """
         folder = Path(tempfile.mkdtemp(prefix="io-", dir=self.io_root))
         os.chmod(folder, 0o700 if self.uid is not None else 0o755)
@@ -289,23 +294,15 @@ class Sandbox:
 
     def stop_all(self) -> int:
         """Stop every command this sandbox started that still runs (a timed-out check's)."""
-        running = [proc for proc in self._processes if proc.alive()]
-        for proc in running:
-            proc.stop(grace=0.5)
-        return len(running)
+        return self.table.stop_all()
 
     def forget(self, proc: Process) -> None:
         """Stop ``proc`` and stop tracking it."""
-        proc.stop()
-        if proc in self._processes:
-            self._processes.remove(proc)
+        self.table.forget(proc)
 
     def close(self) -> None:
         """Kill everything this sandbox started and remove the private copy."""
-        for proc in self._processes:
-            proc.stop(grace=1.0)
-        self._processes.clear()
-        self._launcher.close()
+        self.table.close()
         if self.group is not None:
             self.group.remove()
         if self.uid is not None:

@@ -13,7 +13,7 @@ from typing import Protocol
 import httpx
 
 from autograder.checkapi import CheckFailed
-from autograder.engine.sandbox import Process, free_port
+from autograder.engine.process import Process, free_port
 
 
 class Spawner(Protocol):
