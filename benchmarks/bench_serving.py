@@ -1,7 +1,8 @@
 """P3 and P4, measured side by side in one run (ratios, because these machines are noisy).
 
 P3: requests/s of the harness's load generator divided by wrk's, against the same minimal
-    FastAPI app (goal >= 0.8: the load generator is not the bottleneck).
+    FastAPI app (goal >= 0.8: the load generator is not the bottleneck) and against the reference
+    service (goal >= 0.9); the two alternate three times and the median pair counts.
 P4: the reference service's requests/s divided by the minimal app's, and its p99 divided by the
     minimal app's, both with 8 concurrent clients (goals >= 0.5 and <= 3).
 P1 (this lab): `shipml grade serving` on the reference divided by its floor: the work the lab's
@@ -33,6 +34,19 @@ from autograder.checks import flights_api, loadgen  # noqa: E402
 from autograder.engine.sandbox import free_port  # noqa: E402
 
 REQUESTS, CONCURRENCY = 4000, 8
+ROUNDS = 3  # P3 alternates the load generator and wrk this many times: load from elsewhere on
+# the machine then weighs on both sides of each pair, and the median pair is reported.
+
+
+def paired(url: str, payloads: list) -> tuple[float, float]:
+    """Requests/s of the load generator and of wrk, alternated ROUNDS times; the median pair by ratio."""
+    loadgen.send(url, payloads, total=500, concurrency=CONCURRENCY)
+    pairs = []
+    for _ in range(ROUNDS):
+        ours = loadgen.send(url, payloads, total=REQUESTS, concurrency=CONCURRENCY).throughput
+        pairs.append((ours, wrk(url, payloads[0])))
+    pairs.sort(key=lambda pair: pair[0] / pair[1])
+    return pairs[len(pairs) // 2]
 
 
 def start(argv: list[str], port: int, cwd: Path, env_path: str = "") -> subprocess.Popen[bytes]:
@@ -66,9 +80,8 @@ def main() -> int:
     minimal = start([py, "-m", "uvicorn", "minimal_app:app", "--port", str(port), "--log-level", "warning", "--no-access-log"], port, REPO / "benchmarks", str(REPO / "benchmarks"))
     url = f"http://127.0.0.1:{port}/predict"
     try:
-        loadgen.send(url, payloads, total=500, concurrency=CONCURRENCY)
-        ours = loadgen.send(url, payloads, total=REQUESTS, concurrency=CONCURRENCY)
-        theirs = wrk(url, payloads[0])
+        ours_rps, theirs = paired(url, payloads)
+        ours = loadgen.send(url, payloads, total=REQUESTS, concurrency=CONCURRENCY)  # for P4's p99
     finally:
         minimal.kill()
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,9 +107,8 @@ def main() -> int:
         startup_s = time.perf_counter() - t0
         try:
             url_ref = f"http://127.0.0.1:{port}/predict"
-            loadgen.send(url_ref, payloads, total=500, concurrency=CONCURRENCY)
+            reference_rps, wrk_reference = paired(url_ref, payloads)
             reference = loadgen.send(url_ref, payloads, total=REQUESTS, concurrency=CONCURRENCY)
-            wrk_reference = wrk(url_ref, payloads[0])
         finally:
             service.kill()
     # Requests the lab's checks send: contract 21 (+3 GETs); bad input 16 named, about 105 valid
@@ -110,12 +122,12 @@ def main() -> int:
     print(f"grading the reference: {graded:.1f} s; floor {floor:.1f} s (train {train_s:.1f} + {retrain_s:.1f}, start {startup_s:.1f} x3, "
           f"predict {predict_s:.1f}, {sent} requests at {reference.throughput:.0f}/s)")
     print(f"P1 (serving lab) = {graded / floor:.2f}  (goal <= 1.5)")
-    print(f"minimal app, harness load generator: {ours.throughput:.0f} req/s, p99 {ours.percentile_ms(99):.1f} ms")
+    print(f"minimal app, harness load generator: {ours_rps:.0f} req/s (median of {ROUNDS} pairs), p99 {ours.percentile_ms(99):.1f} ms")
     print(f"minimal app, wrk -t1 -c{CONCURRENCY}:            {theirs:.0f} req/s")
-    print(f"reference service, load generator:   {reference.throughput:.0f} req/s, p99 {reference.percentile_ms(99):.1f} ms")
+    print(f"reference service, load generator:   {reference_rps:.0f} req/s (median of {ROUNDS} pairs), p99 {reference.percentile_ms(99):.1f} ms")
     print(f"reference service, wrk -t1 -c{CONCURRENCY}:      {wrk_reference:.0f} req/s")
-    print(f"P3 load generator / wrk = {ours.throughput / theirs:.2f} on the minimal app (goal >= 0.8); "
-          f"{reference.throughput / wrk_reference:.2f} on the reference service")
+    print(f"P3 load generator / wrk = {ours_rps / theirs:.2f} on the minimal app (goal >= 0.8); "
+          f"{reference_rps / wrk_reference:.2f} on the reference service (goal >= 0.9)")
     print(f"P4 reference / minimal  = {reference.throughput / ours.throughput:.2f} req/s ratio (goal >= 0.5), "
           f"p99 ratio {reference.percentile_ms(99) / ours.percentile_ms(99):.2f} (goal <= 3)")
     return 0
