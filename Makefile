@@ -6,13 +6,15 @@
 # sandbox, docker.io and debootstrap for the simulated Gradescope and Actions runs) when run
 # as root. The tests never use a system Docker service (on a machine with systemd, installing
 # docker.io starts one): they start a containerd and a dockerd of their own and stop both by PID.
+# After either, `make test-fast` runs the fast tier alone (pytest -m fast, under 3 minutes): no Docker
+# engine, browser, build, team service, model training or grading run (tests/conftest.py marks the tiers).
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: demo test lint system-deps sandbox-deps clean
+.PHONY: demo test test-fast lint system-deps sandbox-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +46,10 @@ system-deps:
 test: $(STAMP) system-deps
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m fast
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,9 +1,18 @@
-"""Shared fixtures: the kit's paths, fixture submissions for the engine's tests, and each lab's
-student release and graded class run (once per session)."""
+"""Shared fixtures: the kit's paths, fixture submissions for the engine's tests, each lab's
+student release and graded class run (once per session), and the test tiers.
+
+Tiers are marked here, from what a test uses and runs (``pytest_collection_modifyitems``), never
+by hand: ``fast`` for a test that needs no service, and for the others every reason it is not
+(``TIERS``: docker, browser, classrun, grading, service, build, training), found in the fixtures
+it uses and in the code of the test, its fixtures and the helpers they call. ``make test-fast``
+runs ``-m fast``.
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -312,3 +321,94 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         for what, took in TIMINGS.items():
             terminalreporter.write_line(f"{what}: {took}")
 
+
+# ------------------------------------------------------------------ tiers, from what a test uses and runs
+
+TIERS = ("docker", "browser", "classrun", "grading", "service", "build", "training")
+"""Why a test is not in the fast tier (pyproject.toml's markers say what each means); each test
+is marked with every reason that applies, and with ``fast`` when none does."""
+FAST = "fast"
+CLASSRUN_TIMEOUT = 3600
+"""pytest-timeout's limit for a test that uses a session class run: the run (several minutes
+for the serving lab) may start in it, and a fixture's time counts toward the test's."""
+
+_FIXTURE_TIERS = {"docker_engine": "docker", "graded_lab": "classrun", "lab_release": "build"}
+_SOURCE_TIERS = [
+    ("browser", re.compile(r"\bchromium\b|\bplaywright\b", re.I)),
+    ("classrun", re.compile(r'"grade-all",')),
+    ("grading", re.compile(r'"grade",|"check",[^\n]*"--out"')),
+    # a team's service or commands, started for checks to run on (autograder.testing, the engine)
+    ("service", re.compile(r"\b(serve_app|run_check|check_lab|parametrize_with_checks|grade)\(")),
+    # the site, an nbgrader course, a student release (nbgrader generate_assignment for a notebook lab)
+    ("build", re.compile(r'\bbuild_site\(|"generate_assignment"|"autograde"|"release",|\bwrite_release\(')),
+    # a model fitted on the flight data: the reference's train command, the book's models
+    ("training", re.compile(r'\.fit\(|"flightdelay\.train"')),
+]
+
+
+def _sources(func: Any, module: str, seen: set[Any], values: list[Any]) -> list[str]:
+    """``func``'s source and that of every function of its own module it calls, transitively;
+    the other module-level values they use go into ``values``."""
+    func = inspect.unwrap(func)
+    if func in seen or not inspect.isfunction(func):
+        return []
+    seen.add(func)
+    try:
+        found = [inspect.getsource(func)]
+    except (OSError, TypeError):
+        return []
+    codes, names = [func.__code__], set()
+    while codes:
+        code = codes.pop()
+        names |= set(code.co_names)
+        codes += [c for c in code.co_consts if inspect.iscode(c)]
+    for name in names:
+        used = func.__globals__.get(name)
+        if callable(used) and inspect.isfunction(inspect.unwrap(used)):  # functools.cache'd helpers too
+            used = inspect.unwrap(used)
+        if inspect.isfunction(used) and used.__module__ in (module, __name__):
+            found += _sources(used, module, seen, values)
+        elif used is not None:
+            values.append(used)
+    return found
+
+
+def _is_a_check(value: Any) -> bool:
+    """A lab check ready to run on a team's commands (autograder.testing.LabCheck), or a table of them."""
+    from autograder.testing import LabCheck
+
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        return any(isinstance(v, LabCheck) for v in value)
+    return isinstance(value, LabCheck)
+
+
+def tiers_of(item: pytest.Item) -> set[str]:
+    """The reasons ``item`` is not fast: the fixtures it uses (directly or through others) and
+    what its code, its fixtures' code and the helpers they call run."""
+    names = set(getattr(item, "fixturenames", ()))
+    found = {tier for name, tier in _FIXTURE_TIERS.items() if name in names}
+    seen: set[Any] = set()
+    values: list[Any] = []
+    module = getattr(getattr(item, "module", None), "__name__", "")
+    funcs = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in (info.name2fixturedefs.values() if info else ()):
+        funcs += [d.func for d in defs if d.func.__module__ in (module, __name__)]
+    text = "\n".join(source for func in funcs if func is not None for source in _sources(func, module, seen, values))
+    found |= {tier for tier, pattern in _SOURCE_TIERS if pattern.search(text)}
+    if any(_is_a_check(value) for value in values):
+        found.add("service")
+    return found
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        found = tiers_of(item)
+        for tier in (t for t in TIERS if t in found):
+            item.add_marker(tier)
+        if not found:
+            item.add_marker(FAST)
+        if "graded_lab" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(CLASSRUN_TIMEOUT))
