@@ -31,6 +31,7 @@ from engines import Run, docker_available, gradescope
 from autograder.engine.mutants import list_mutants, materialize, reference_dir
 from autograder.engine.spec import find_lab
 from autograder.integrations.gradescope import check_pins, export_zip
+from autograder.paths import FLIGHTS_DIR
 
 LAB = find_lab("serving")
 HELDOUT = REPO / "datasets" / "flights"  # the bundled Sep-Dec months, given explicitly
@@ -137,25 +138,23 @@ def test_a_broken_autograder_still_writes_results(simulated, tmp_path):
 
 @needs_engine
 @pytest.mark.slow
-def test_simulated_gradescope_scores_equal_local_grade(simulated, tmp_path):
-    """The reference and one mutant, each graded by ``shipml grade`` and inside the simulated
-    Gradescope: the same score for every check. On the Docker engine the reference runs in
-    both kinds of container (with and without bubblewrap's namespaces). Two at a time (2 cores)."""
+def test_simulated_gradescope_scores_equal_local_grade(simulated, graded_lab, tmp_path):
+    """The reference and one mutant, each graded here and inside the simulated Gradescope: the
+    same score for every check. Here is the session's class run of the serving lab (conftest's
+    ``graded_lab``: ``shipml grade-all`` on the bundled held-out months, the HELDOUT the zip
+    carries). On the Docker engine the reference runs in both kinds of container (with and
+    without bubblewrap's namespaces). Two at a time (2 cores)."""
     mutant = next(m for m in list_mutants(LAB) if m.name == MUTANT)
+    assert HELDOUT.resolve() == FLIGHTS_DIR.resolve(), "the class run grades on the bundled months: the zip must carry those"
+    local = graded_lab("serving")
+    here = {name: json.loads((local / team / "results.json").read_text()) for name, team in (("reference", "reference"), (MUTANT, f"mutant-{MUTANT}"))}
     subs = {"reference": reference_dir(LAB), MUTANT: materialize(LAB, mutant, tmp_path / "subs" / MUTANT)}
     # (submission, with bubblewrap's namespaces): the tree always has them.
     runs = [("reference", False), (MUTANT, False), ("reference", True)] if simulated.engine == "docker" else [("reference", True), (MUTANT, True)]
 
-    def local(name: str) -> dict:
-        out = tmp_path / "local" / name
-        shipml("grade", "serving", str(subs[name]), "--out", str(out), "--heldout", str(HELDOUT), "--quiet", check=True, timeout=900)
-        return json.loads((out / "results.json").read_text())
-
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=2) as pool:
-        here_f = {n: pool.submit(local, n) for n in subs}
         there_f = {(n, ns): pool.submit(simulated.run, subs[n], namespaces=ns) for n, ns in runs}
-        here = {n: f.result() for n, f in here_f.items()}
         there: dict[tuple[str, bool], Run] = {k: f.result() for k, f in there_f.items()}
     for (name, ns), run in there.items():
         assert [(t["name"], t["score"], t["max_score"]) for t in run.results["tests"]] == [(t["name"], t["score"], t["max_score"]) for t in here[name]["tests"]], name
@@ -179,7 +178,7 @@ def test_simulated_gradescope_scores_equal_local_grade(simulated, tmp_path):
     assert here["reference"]["score"] == LAB.max_points
     lost = {t["name"].split(":")[0] for t in there[(MUTANT, runs[1][1])].results["tests"] if t["score"] < t["max_score"]}
     assert lost == set(mutant.fails)
-    print(f"{len(runs) + len(subs)} gradings, two at a time: {time.monotonic() - started:.0f} s")
+    print(f"{len(runs)} simulated gradings, two at a time: {time.monotonic() - started:.0f} s")
 
 
 @needs_engine
