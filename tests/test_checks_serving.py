@@ -3,7 +3,7 @@ tiny system with one defect per check fails it with a message that names the def
 cheapest cheats (a table of outcomes, a model that does not come from train) do not pay.
 
 The end-to-end proof (reference, starter and every mutant through ``shipml grade-all``) is in
-test_serving_lab.py; these tests run each check through :func:`autograder.testing.run_check`,
+test_labs.py; these tests run each check through :func:`autograder.testing.run_check`,
 against services started here, with the lab's own parameters.
 """
 
