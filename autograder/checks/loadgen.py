@@ -20,7 +20,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,7 +181,8 @@ def paced(payloads: Sequence[Any], rate: float, path: str, method: str = "POST")
     return [Event(i / rate, path, body, method) for i, body in enumerate(payloads)]
 
 
-async def _replay(base: str, events: Sequence[Event], concurrency: int, timeout: float, budget: float, stop: threading.Event) -> ReplayResult:
+async def _replay(base: str, events: Sequence[Event], concurrency: int, timeout: float, budget: float,
+                  halted: Callable[[], bool]) -> ReplayResult:
     target, prefix = Target.split(base)
     prefix = prefix.rstrip("/")
     out: list[Sent] = []
@@ -192,7 +193,7 @@ async def _replay(base: str, events: Sequence[Event], concurrency: int, timeout:
 
     async def one(index: int, event: Event) -> None:
         async with gate:
-            if stop.is_set():  # queued behind a slow service when the replay was stopped
+            if halted():  # queued behind a slow service when the replay was stopped
                 return
             sent = time.perf_counter() - start
             conn = idle.pop() if idle else None
@@ -207,9 +208,9 @@ async def _replay(base: str, events: Sequence[Event], concurrency: int, timeout:
 
     tasks = []
     for index, event in enumerate(sorted(events, key=lambda e: e.at)):
-        while not stop.is_set() and (delay := event.at - (time.perf_counter() - start)) > 0:
+        while not halted() and (delay := event.at - (time.perf_counter() - start)) > 0:
             await asyncio.sleep(min(delay, 0.05))  # in slices: a stop is seen within 50 ms
-        if stop.is_set() or time.perf_counter() - start > budget:
+        if halted() or time.perf_counter() - start > budget:
             stopped = True
             break
         tasks.append(asyncio.ensure_future(one(index, event)))
@@ -228,22 +229,21 @@ class Replay:
         self._result: ReplayResult | None = None
         self._error: BaseException | None = None
 
+        # The calling check's cancel flag, read from the replay's own thread at every event: the
+        # replay stops the moment its check ends or runs out of time, as send() does.
+        flag = cancel_flag()
+
+        def halted() -> bool:
+            return self._stop.is_set() or (flag is not None and flag.is_set())
+
         def run() -> None:
             try:
-                self._result = _loop(_replay(base, events, concurrency, timeout, budget, self._stop))
+                self._result = _loop(_replay(base, events, concurrency, timeout, budget, halted))
             except BaseException as exc:  # noqa: BLE001 - handed to wait()
                 self._error = exc
 
-        def watch() -> None:  # the check's time is up: stop sending, as send() does
-            while not self._stop.wait(0.05) and self._thread.is_alive():
-                if self._cancelled():
-                    self._stop.set()
-
-        flag = cancel_flag()  # the calling check's; the watcher reads it from its own thread
-        self._cancelled = flag.is_set if flag is not None else (lambda: False)
         self._thread = threading.Thread(target=run, name="replay", daemon=True)
         self._thread.start()
-        threading.Thread(target=watch, name="replay-watch", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
