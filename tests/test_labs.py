@@ -223,17 +223,23 @@ def test_release_holds_the_starter_and_the_public_checks(lab_release, lab):
     assert any(p.name.startswith("flights.csv") for p in every_file(release / "shipml-kit" / "datasets"))
 
 
+def assert_no_marked_lines(release: Path, notebook: Path, marker: str, what: str) -> None:
+    """No file of ``release`` holds a line between ``### BEGIN <marker>`` and ``### END <marker>``
+    of ``notebook``, nor the marker itself; the notebook must have such lines (the scan can fail)."""
+    marked = marked_lines(notebook, f"### BEGIN {marker}", f"### END {marker}")
+    assert marked, f"{notebook.name} has {what}: the scan means something"
+    for relative, text in team_texts(release).items():
+        assert f"BEGIN {marker}" not in text, relative
+        leaked = [line for line in marked if line in text]
+        assert not leaked, f"{relative} holds {what}: {leaked[:3]}"
+
+
 @pytest.mark.parametrize("lab", LAB_NAMES)
 def test_release_holds_no_reference(lab_release, lab):
     release, spec = lab_release(lab), SPECS[lab]
     notebooks = lab_notebooks(spec)
     for notebook in notebooks:
-        answers = marked_lines(notebook, "### BEGIN SOLUTION", "### END SOLUTION")
-        assert answers, f"{notebook.name} has reference answers: the scan means something"
-        for relative, text in team_texts(release).items():
-            assert "BEGIN SOLUTION" not in text, relative
-            leaked = [line for line in answers if line in text]
-            assert not leaked, f"{relative} holds reference answers: {leaked[:3]}"
+        assert_no_marked_lines(release, notebook, "SOLUTION", "reference answers")
     for path in every_file(release):
         assert "course" not in path.relative_to(release).parts, path  # the nbgrader course: source notebooks, gradebook
     if notebooks:
@@ -284,12 +290,7 @@ def test_release_holds_no_hidden_check(lab_release, lab):
         for key in set(check.params) - public_params:
             assert key not in text, f"{check.id}'s parameter {key}"
     for notebook in lab_notebooks(spec):
-        hidden = marked_lines(notebook, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
-        assert hidden, f"{notebook.name} has hidden tests: the scan means something"
-        for relative, body in team_texts(release).items():
-            assert "BEGIN HIDDEN TESTS" not in body, relative
-            leaked = [line for line in hidden if line in body]
-            assert not leaked, f"{relative} holds hidden tests: {leaked[:3]}"
+        assert_no_marked_lines(release, notebook, "HIDDEN TESTS", "hidden tests")
 
 
 @pytest.mark.parametrize("lab", LAB_NAMES)

@@ -23,6 +23,7 @@ from autograder.checkapi import LabData
 from autograder.engine import sandbox as sandbox_module
 from autograder.engine.grading import grade
 from autograder.engine.jail import bwrap_problem
+from autograder.engine.process import run_as
 from autograder.engine.results import CheckResult
 from autograder.engine.spec import load_lab, load_submission
 from autograder.paths import FLIGHTS_DIR
@@ -40,29 +41,15 @@ def engine(folder: Path, public: Path) -> tuple[list[CheckResult], list[str], li
 
 
 def as_nobody(folder: Path, public: Path) -> tuple[list[CheckResult], list[str], list[str]]:
-    """The engine in a forked child that has become ``nobody`` for real (no patched geteuid)."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.close(read_fd)
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            checks, notes, isolation = engine(folder, public)
-            payload = {"checks": [vars(c) | {"details": {k: str(v) for k, v in c.details.items()}} for c in checks],
-                       "notes": notes, "isolation": isolation, "uid": os.geteuid()}
-            with os.fdopen(write_fd, "w") as out:
-                json.dump(payload, out)
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_fd)
-    with os.fdopen(read_fd) as pipe:
-        raw = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0 and raw, "the unprivileged grader failed"
+    """The engine in a forked child that has become ``nobody`` for real (no patched geteuid),
+    through the engine's own ``run_as``."""
+    def job() -> bytes:
+        checks, notes, isolation = engine(folder, public)
+        return json.dumps({"checks": [vars(c) | {"details": {k: str(v) for k, v in c.details.items()}} for c in checks],
+                           "notes": notes, "isolation": isolation, "uid": os.geteuid()}).encode()
+
+    raw = run_as(NOBODY, job, timeout=600)
+    assert raw, "the unprivileged grader failed"
     payload = json.loads(raw)
     assert payload["uid"] == NOBODY
     return [CheckResult(**c) for c in payload["checks"]], payload["notes"], payload["isolation"]
