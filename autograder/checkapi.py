@@ -86,6 +86,21 @@ read safely: no symlink followed, regular files inside ``{state}`` only, at most
             raise CheckFailed("decision.md must weigh a miss against a false alarm; ...")
         return passed("decision.md weighs both mistakes.")
 
+**A module swapped for the instructor's** (``replace`` of :meth:`CheckContext.run`: a
+throwaway copy of the submission; the lab's instructor-only files are in ``ctx.data.hidden``)::
+
+    def check_tests_catch_the_off_by_one(ctx: CheckContext) -> Verdict:
+        if ctx.data.hidden is None:
+            raise CheckFailed("this check runs at grading only, with the instructor's modules")
+        buggy = (ctx.data.hidden / "steps_off_by_one.py").read_bytes()
+        own = ctx.run("test", timeout=60)
+        if not own.ok:
+            raise CheckFailed(f"Your tests fail on your own code: {own.explain()}")
+        swapped = ctx.run("test", replace={"flightdelay/steps.py": buggy}, timeout=60)
+        if swapped.ok:                          # never show its output: it could carry the code
+            raise CheckFailed("Your tests pass on a join one hour off; test the weather join")
+        return passed("Your tests catch the off-by-one join.")
+
 **Traffic on a schedule** (:func:`autograder.checks.loadgen.replay`; stops by itself when the
 check runs out of time, see :func:`cancel_requested`)::
 
@@ -264,10 +279,12 @@ class Runner(Protocol):
         instead of the usual one."""
         ...
 
-    def run(self, name: str, *, inputs: Mapping[str, Input], outputs: Sequence[str], timeout: float) -> CommandResult:
+    def run(self, name: str, *, inputs: Mapping[str, Input], outputs: Sequence[str], timeout: float,
+            replace: Mapping[str, bytes] | None = None) -> CommandResult:
         """Run the team's command ``name``: each ``inputs`` placeholder gets a copy of that file or
         folder (bytes: a file holding them), each ``outputs`` placeholder a path whose file is
-        read back into ``files``."""
+        read back into ``files``. With ``replace``, in a throwaway copy of the submission with
+        those files written over it, and a throwaway ``{state}``."""
         ...
 
     def setup_result(self, name: str) -> CommandResult | None:
@@ -301,12 +318,15 @@ class LabData:
     """The data a check may use: the public months, and the held-out ones only when grading.
 
     ``team_data_id`` is the id of the public export the team's ``train`` step was given (see
-    :func:`autograder.data.dataset_id`).
+    :func:`autograder.data.dataset_id`); ``hidden`` the lab's instructor-only folder.
     """
 
     public: Path
     heldout: Path | None = None
     team_data_id: str = ""
+    hidden: Path | None = None
+    """The lab's instructor-only folder (``labs/<lab>/hidden/``: buggy modules a check swaps in,
+    say) when grading with hidden checks; None in a team's self-check and in a release."""
 
     def folder(self, split: str) -> Path:
         """The folder to load ``split`` from; the held-out one fails the check in a self-check."""
@@ -350,9 +370,16 @@ class CheckContext(Generic[P]):
         inputs: Mapping[str, Input] | None = None,
         outputs: Sequence[str] = (),
         timeout: float | None = None,
+        replace: Mapping[str, bytes] | None = None,
     ) -> CommandResult:
-        """Run the team's ``name`` command from submission.toml (within the time left)."""
-        return self._runner.run(name, inputs=inputs or {}, outputs=outputs, timeout=self.time_left() if timeout is None else timeout)
+        """Run the team's ``name`` command from submission.toml (within the time left).
+
+        ``replace={"pkg/steps.py": code}`` runs it in a throwaway copy of the submission as handed
+        in, with those files written over it (a module swapped for an instructor's version), and
+        a throwaway ``{state}``; ``{model}`` is a copy of the trained model. Nothing the command
+        writes survives it: under bubblewrap it can write only that copy."""
+        return self._runner.run(name, inputs=inputs or {}, outputs=outputs,
+                                timeout=self.time_left() if timeout is None else timeout, replace=replace)
 
     def setup(self, name: str) -> CommandResult:
         """The setup step ``name`` (``install``, ``train``); CheckFailed if it did not run or failed."""

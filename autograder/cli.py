@@ -48,7 +48,7 @@ def _grade(args: argparse.Namespace, hidden: bool) -> int:
             mark = "[green]pass[/]" if result.status == "passed" else "[red]fail[/]"
             console.print(f"  {mark} {result.id:<28} {result.score:g} / {result.max_score:g}")
 
-    with grading_data(lab, heldout) as data:
+    with grading_data(lab, heldout, hidden=hidden) as data:
         if not quiet:
             console.print(f"[bold]{lab.lab.title}[/]: grading '{submission.team.name}' ({'all' if hidden else 'public'} checks)")
         result = grade(lab, submission, data=data.checks, hidden_paths=hidden_paths(Path(args.dir), out, heldout),

@@ -18,6 +18,7 @@ developer's tests and a team's own test suite, never for grading other people's 
 from __future__ import annotations
 
 import atexit
+import copy
 import functools
 import os
 import shutil
@@ -34,8 +35,9 @@ import httpx
 from autograder.checkapi import CheckContext, CheckFunction, CommandResult, LabData, Params, Verdict
 from autograder.data import dataset_id, write_public
 from autograder.engine.catalogue import resolve, validate_params
-from autograder.engine.files import safe_read
+from autograder.engine.files import safe_read, safe_write
 from autograder.engine.grading import run_checks, run_one, run_setup_steps, service_notes
+from autograder.engine.policy import hidden_folder
 from autograder.engine.process import Process, ProcessTable, start_process
 from autograder.engine.results import CheckResult
 from autograder.engine.runner import ServiceSettings, TeamRunner
@@ -99,10 +101,26 @@ class PlainWorkspace:
         return render_command(template, values, data=self.data)
 
     def spawn(self, command: str) -> Process:
-        return self.table.spawn(command)
+        return self.table.spawn(command, self._start)
 
     def run(self, command: str, timeout: float) -> CommandResult:
-        return self.table.run(command, timeout)
+        return self.table.run(command, timeout, self._start)
+
+    @contextmanager
+    def scratch(self, replace: Mapping[str, bytes]) -> Iterator[PlainWorkspace]:
+        """The engine's throwaway copy (:meth:`autograder.engine.sandbox.Sandbox.scratch`) of
+        ``cwd``, without the sandbox: same process table, own state and exchange folders."""
+        root = Path(tempfile.mkdtemp(prefix="scratch-", dir=self.root))
+        view = copy.copy(self)
+        view.cwd, view.state_dir, view.root = root / "submission", root / "state", root
+        try:
+            shutil.copytree(self.cwd, view.cwd, symlinks=True, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__"))
+            for path, content in replace.items():
+                safe_write(view.cwd, path, content)
+            view.state_dir.mkdir()
+            yield view
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
 
     def forget(self, proc: Process) -> None:
         self.table.forget(proc)
@@ -219,7 +237,8 @@ def check_lab(lab: str | Path | LabSpec, folder: Path | str, *, data: LabData | 
     spec = lab if isinstance(lab, LabSpec) else find_lab(lab)
     submission = load_submission(folder, spec)
     team_data = public_data()
-    data = data or LabData(public=FLIGHTS_DIR, heldout=FLIGHTS_DIR, team_data_id=dataset_id(team_data))
+    data = data or LabData(public=FLIGHTS_DIR, heldout=FLIGHTS_DIR, team_data_id=dataset_id(team_data),
+                           hidden=hidden_folder(spec) if visibility != "public" else None)
     runner = LocalRunner(url=None, commands=submission.commands, cwd=submission.root, data=team_data,
                          health_path=submission.service.health_path, startup_timeout=submission.service.startup_timeout,
                          service_command=spec.service_command() or "serve")

@@ -333,3 +333,75 @@ def test_a_team_racing_the_input_handover_cannot_make_root_chown_its_target(tmp_
     finally:
         sandbox.close()
         shutil.rmtree(target)
+
+
+SNOOP = r'''
+import os, pathlib, sys
+here = pathlib.Path.cwd()
+secret = here / "steps.py"
+found = []
+if secret.exists():  # the run with the instructor's module swapped in: hide it for later
+    code = secret.read_bytes()
+    for target in (here / "stash.py", here.parent.parent / "submission" / "stash.py",
+                   here.parent.parent / "state" / "stash.py", pathlib.Path(sys.argv[1]) / "stash.py",
+                   pathlib.Path("/tmp/stash.py"), pathlib.Path("/var/tmp/stash.py"), pathlib.Path("/dev/shm/stash.py")):
+        try:
+            target.write_bytes(code)
+            found.append(f"wrote {target}")
+        except OSError:
+            pass
+    for root in sys.argv[2:]:  # the kit's instructor-only folders, by path
+        for dirpath, _, files in os.walk(root):
+            for name in files:
+                try:
+                    open(os.path.join(dirpath, name), "rb").read(1)
+                    found.append(f"read {dirpath}/{name}")
+                except OSError:
+                    pass
+else:  # a later, ordinary run: look for anything the swapped run left
+    for target in (here / "stash.py", pathlib.Path(sys.argv[1]) / "stash.py", pathlib.Path("/tmp/stash.py"),
+                   pathlib.Path("/var/tmp/stash.py"), pathlib.Path("/dev/shm/stash.py")):
+        if target.exists():
+            found.append(f"STASH FOUND {target}")
+print("\n".join(found))
+'''
+
+
+@pytest.mark.skipif(not is_root(), reason="bubblewrap's view needs root (CI runs as root)")
+def test_a_run_with_a_swapped_module_cannot_keep_it_or_read_the_instructors_folders(tmp_path, monkeypatch):
+    """The pipeline lab swaps an instructor's module into a team's package while the team's own
+    tests run (``ctx.run(..., replace=...)``). Attacked from the team's side under bubblewrap: the
+    swapped run copies the module to every place it can name (its folder, the real copy and
+    state by path, its {state}, the shared tmp folders) and reads the kit's instructor-only
+    folders; a later ordinary run then looks for the copies. Nothing is read, and nothing the
+    swapped run wrote is there to find."""
+    from autograder.engine.jail import bwrap_problem
+    from autograder.engine.runner import TeamRunner
+    from autograder.engine.sandbox import Sandbox
+    from autograder.engine.spec import find_lab, load_submission
+    from autograder.paths import LABS_DIR
+
+    if bwrap_problem() is not None:
+        pytest.skip(f"bubblewrap cannot run here: {bwrap_problem()}")
+    monkeypatch.setenv("SHIPML_WORKSPACE", str(tmp_path / "ws"))
+    folder = make_fixture_submission(tmp_path / "class", "healthy")
+    (folder / "snoop.py").write_text(SNOOP)
+    instructor = [str(p) for p in LABS_DIR.glob("*/hidden")] + [str(LABS_DIR / "reference"), str(LABS_DIR)]
+    lab = find_lab(str(ENGINE_FIXTURE))
+    submission = load_submission(folder, lab)
+    sandbox = Sandbox(submission, hidden=[LABS_DIR])
+    runner = TeamRunner(sandbox, {"snoop": "{python} snoop.py {state} " + " ".join(instructor)}, files_root=folder)
+    try:
+        swapped = runner.run("snoop", inputs={}, outputs=[], timeout=60, replace={"steps.py": b"SECRET = 'chaff'\n"})
+        assert swapped.ok, swapped.output
+        wrote = swapped.output.split()
+        assert "read" not in wrote, f"the swapped run read the instructor's files: {swapped.output}"
+        assert any(line.startswith("wrote") for line in swapped.output.splitlines()), "the attack could write nowhere (nothing proven)"
+        later = runner.run("snoop", inputs={}, outputs=[], timeout=60)
+        assert later.ok, later.output
+        assert "STASH FOUND" not in later.output, later.output
+        assert not list(sandbox.copy.rglob("stash.py")) and not list(sandbox.state_dir.rglob("stash.py"))
+        assert not list(sandbox.workspace.glob("scratch-*")), "the throwaway copy was not removed"
+    finally:
+        runner.close()
+        sandbox.close()

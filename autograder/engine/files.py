@@ -1,4 +1,5 @@
-"""Reading what a team wrote, safely: the one read the engine and the checks use.
+"""Reading what a team wrote, safely: the one read the engine and the checks use; and the one
+write the harness makes into a tree whose content the team chose (:func:`safe_write`).
 
 The team controls its folders, so any part of a path may be a symlink to a file it must not
 read (``/etc/shadow``), the file a FIFO that blocks, or a device. :func:`safe_read` walks a path
@@ -15,7 +16,7 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
-__all__ = ["MAX_READ_BYTES", "safe_list", "safe_read"]
+__all__ = ["MAX_READ_BYTES", "safe_list", "safe_read", "safe_write"]
 
 MAX_READ_BYTES = 64 * 1024 * 1024
 _FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -68,6 +69,42 @@ def safe_read(root: Path, path: Path | str, max_bytes: int = MAX_READ_BYTES) -> 
     finally:
         for fd in opened:
             os.close(fd)
+
+
+def safe_write(root: Path, path: str, content: bytes) -> None:
+    """Write ``content`` to ``root/path`` without following a symlink: missing folders are made,
+    an existing file, symlink or FIFO of that name is replaced, never written through. Raises
+    ValueError when ``path`` leaves ``root`` or one of its folders is not a real folder (a
+    submission that ships ``pkg`` as a symlink to ``/etc`` gets no write into ``/etc``)."""
+    parts = _parts(root, path)
+    if parts is None or Path(path).is_absolute():
+        raise ValueError(f"{path!r} is not a relative path inside the submission")
+    opened: list[int] = []
+    try:
+        fd = os.open(root, _FLAGS | os.O_DIRECTORY)
+        opened.append(fd)
+        for name in parts[:-1]:
+            try:
+                fd = os.open(name, _FLAGS | os.O_DIRECTORY, dir_fd=fd)
+            except FileNotFoundError:
+                os.mkdir(name, 0o755, dir_fd=fd)
+                fd = os.open(name, _FLAGS | os.O_DIRECTORY, dir_fd=fd)
+            except OSError:
+                raise ValueError(f"{'/'.join(parts[:-1])} in the submission is not a folder (a symlink?)") from None
+            opened.append(fd)
+        try:
+            info = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode):
+                raise ValueError(f"{path} is a folder in the submission, not a file")
+            os.unlink(parts[-1], dir_fd=fd)
+        except FileNotFoundError:
+            pass
+        out = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=fd)
+        with os.fdopen(out, "wb") as fh:
+            fh.write(content)
+    finally:
+        for opened_fd in opened:
+            os.close(opened_fd)
 
 
 def safe_list(root: Path, limit: int = 10_000) -> list[str]:

@@ -67,6 +67,14 @@ def choose_heldout(folder: str | Path | None, *, hidden: bool, lab: LabSpec | No
     return heldout_folder(folder)
 
 
+def hidden_folder(lab: LabSpec) -> Path | None:
+    """The lab's instructor-only folder (``hidden/`` beside its lab.toml), if it has one: what
+    hidden checks read besides the held-out months (never in a release, never in a team's view:
+    the labs folder is among :func:`hidden_paths`)."""
+    folder = lab.root / "hidden"
+    return folder.resolve() if folder.is_dir() else None
+
+
 @dataclass(frozen=True)
 class GradingData:
     """The data of one grading run, for each side of the sandbox."""
@@ -80,19 +88,22 @@ class GradingData:
 
 
 @contextmanager
-def grading_data(lab: LabSpec, heldout: Path | None) -> Iterator[GradingData]:
+def grading_data(lab: LabSpec, heldout: Path | None, *, hidden: bool = False) -> Iterator[GradingData]:
     """The data for grading ``lab``: a fresh public export for the team (written only when the
-    lab gives data; removed when the block ends), and what the checks read.
+    lab gives data; removed when the block ends), and what the checks read (with ``hidden``,
+    the lab's instructor-only folder too).
 
     The team never gets the kit's data folder itself, which holds the held-out months: it gets
     an export of the public ones (:func:`autograder.data.write_public`), whose id proves which
     data a served model was trained on.
     """
+    private = hidden_folder(lab) if hidden else None
     if not lab.lab.data:
-        yield GradingData(checks=LabData(public=FLIGHTS_DIR, heldout=heldout), team=None)
+        yield GradingData(checks=LabData(public=FLIGHTS_DIR, heldout=heldout, hidden=private), team=None)
         return
     from autograder.data import dataset_id, write_public
 
     with tempfile.TemporaryDirectory(prefix="shipml-data-") as tmp:
         public = write_public(Path(tmp) / "data")
-        yield GradingData(checks=LabData(public=FLIGHTS_DIR, heldout=heldout, team_data_id=dataset_id(public)), team=public)
+        yield GradingData(checks=LabData(public=FLIGHTS_DIR, heldout=heldout, team_data_id=dataset_id(public),
+                                         hidden=private), team=public)

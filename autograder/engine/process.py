@@ -141,17 +141,18 @@ class ProcessTable:
         self._lock = threading.Lock()
         self.processes: list[Process] = []
 
-    def spawn(self, command: str) -> Process:
-        """Start a long-running team command (a service)."""
-        proc = self._thread.submit(self._start, command).result()
+    def spawn(self, command: str, start: Callable[[str], Process] | None = None) -> Process:
+        """Start a long-running team command (a service); ``start``, when given, starts it instead
+        of the table's own (a throwaway copy's view of the same sandbox)."""
+        proc = self._thread.submit(start or self._start, command).result()
         proc.command = command
         with self._lock:
             self.processes.append(proc)
         return proc
 
-    def run(self, command: str, timeout: float) -> CommandResult:
+    def run(self, command: str, timeout: float, start: Callable[[str], Process] | None = None) -> CommandResult:
         """Run a team command to completion, within ``timeout`` seconds of wall-clock time."""
-        proc = self.spawn(command)
+        proc = self.spawn(command, start)
         try:
             return proc.finish(timeout)
         finally:

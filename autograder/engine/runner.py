@@ -53,6 +53,11 @@ class Workspace(Protocol):
         """Stop every command still running; return how many there were."""
         ...
 
+    def scratch(self, replace: Mapping[str, bytes]) -> AbstractContextManager[Workspace]:
+        """A throwaway copy of the submission with ``replace``'s files written over it, with its
+        own state and exchange folders, sharing this workspace's processes; removed on exit."""
+        ...
+
 
 def place_inputs(io: Path, inputs: Mapping[str, Input]) -> dict[str, str]:
     """Copy each input (bytes, or a harness file or folder) into ``io``; return the placeholder values."""
@@ -137,16 +142,30 @@ class TeamRunner:
     def setup_result(self, name: str) -> CommandResult | None:
         return self.setup_results.get(name)
 
-    def run(self, name: str, *, inputs: Mapping[str, Input], outputs: Sequence[str], timeout: float) -> CommandResult:
+    def run(self, name: str, *, inputs: Mapping[str, Input], outputs: Sequence[str], timeout: float,
+            replace: Mapping[str, bytes] | None = None) -> CommandResult:
         self._not_cancelled()
         template = self._require(name)
-        values = {**self.values, **self._place(inputs)}
-        io = self.workspace.exchange_dir()
+        if not replace:
+            return self._run_in(self.workspace, template, dict(self.values), inputs, outputs, timeout)
+        model = self.workspace.read_output(Path(self.values["model"]))
+        try:
+            with self.workspace.scratch(replace) as scratch:
+                values = {"state": str(scratch.state_dir), **place_inputs(scratch.exchange_dir(), {"model": model or b""})}
+                return self._run_in(scratch, template, values, inputs, outputs, timeout)
+        except ValueError as exc:  # a replaced path the submission's layout does not allow
+            raise CheckFailed(f"The harness could not put its file in your submission: {exc}") from None
+
+    @staticmethod
+    def _run_in(workspace: Workspace, template: str, values: dict[str, str], inputs: Mapping[str, Input],
+                outputs: Sequence[str], timeout: float) -> CommandResult:
+        values.update(place_inputs(workspace.exchange_dir(), inputs))
+        io = workspace.exchange_dir()
         for key in outputs:
             values[key] = str(io / key)
-        result = self.workspace.run(self.workspace.render(template, **values), timeout)
+        result = workspace.run(workspace.render(template, **values), timeout)
         for key in outputs:
-            content = self.workspace.read_output(Path(values[key]))
+            content = workspace.read_output(Path(values[key]))
             if content is not None:
                 result.files[key] = content
         return result

@@ -22,20 +22,22 @@ says plainly what is not isolated.
 
 from __future__ import annotations
 
+import copy
 import os
 import resource
 import shlex
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.checkapi import CommandResult
 from autograder.engine import workspace
 from autograder.engine.cgroups import TeamCgroup
-from autograder.engine.files import MAX_READ_BYTES, safe_read
+from autograder.engine.files import MAX_READ_BYTES, safe_read, safe_write
 from autograder.engine.jail import bwrap_problem
 from autograder.engine.modes import Bubblewrap, Isolation, NotRoot, UidOnly
 from autograder.engine.process import (
@@ -52,6 +54,9 @@ from autograder.engine.spec import SubmissionSpec
 
 # Re-exported: the service, the test runner and the benchmarks import these from here.
 __all__ = ["Limits", "OutputTail", "Process", "Sandbox", "die_with_parent", "free_port", "render_command", "start_process"]
+
+
+_NOT_COPIED = shutil.ignore_patterns(".git", ".venv", "__pycache__")
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,7 @@ class Sandbox:
         self.data_dir = self.workspace / "data"
         self.io_root = self.workspace / "io"
         self.state_dir = self.workspace / "state"  # {state}: survives restarts of the service
-        shutil.copytree(self.spec.root, self.copy, symlinks=True, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__"))
+        shutil.copytree(self.spec.root, self.copy, symlinks=True, ignore=_NOT_COPIED)
         if self.public_data is not None:
             shutil.copytree(self.public_data, self.data_dir)
         else:
@@ -150,14 +155,7 @@ class Sandbox:
         self._pending: list[Path] = []
         self.group: TeamCgroup | None = None
         if self.uid is not None:
-            os.chown(self.state_dir, self.uid, self.uid)
-            os.chmod(self.state_dir, 0o700)
-            for path in (self.copy, self.data_dir):
-                os.lchown(path, self.uid, self.uid)
-                os.chmod(path, 0o700)
-                for dirpath, dirs, files in os.walk(path):
-                    for name in (*dirs, *files):
-                        os.lchown(os.path.join(dirpath, name), self.uid, self.uid)
+            self._hand_to_team(self.copy, self.data_dir)
             self.group = TeamCgroup.create(
                 f"shipml-{workspace.owner_tag()}-{self.workspace.name.rpartition('-')[2]}",
                 memory_bytes=self.limits.memory_mb * 1024 * 1024,
@@ -165,6 +163,43 @@ class Sandbox:
             )
         self.isolation.extend(self._describe())
         self.table = ProcessTable(self._start)
+
+    def _hand_to_team(self, *trees: Path) -> None:
+        """The state folder and ``trees`` (walked without following a symlink) to the team's uid, 0700."""
+        assert self.uid is not None
+        os.chown(self.state_dir, self.uid, self.uid)
+        os.chmod(self.state_dir, 0o700)
+        for path in trees:
+            os.lchown(path, self.uid, self.uid)
+            os.chmod(path, 0o700)
+            for dirpath, dirs, files in os.walk(path):
+                for name in (*dirs, *files):
+                    os.lchown(os.path.join(dirpath, name), self.uid, self.uid)
+
+    @contextmanager
+    def scratch(self, replace: Mapping[str, bytes]) -> Iterator[Sandbox]:
+        """A throwaway copy of the submission as handed in, with ``replace``'s files written over
+        it (``{"pkg/steps.py": code}``), and a ``{state}`` and exchange folders of its own: a view
+        of this sandbox (same uid, cgroup, limits and process table, so a timed-out check's
+        interrupt stops its commands too). Under bubblewrap its commands can write only that copy
+        and those folders, never the real copy or state; all of it is removed when the block
+        ends, so nothing a command wrote there reaches a later command of the team's."""
+        root = Path(tempfile.mkdtemp(prefix="scratch-", dir=self.workspace))
+        os.chmod(root, 0o711)  # root's: the team's uid may only pass through (without bubblewrap)
+        view = copy.copy(self)
+        view.copy, view.state_dir, view.io_root = root / "submission", root / "state", root / "io"
+        view._pending = []
+        try:
+            shutil.copytree(self.spec.root, view.copy, symlinks=True, ignore=_NOT_COPIED)
+            for path, content in replace.items():
+                safe_write(view.copy, path, content)
+            view.state_dir.mkdir()
+            view.io_root.mkdir(mode=0o755)
+            if view.uid is not None:
+                view._hand_to_team(view.copy)
+            yield view
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
 
     def exposed(self, per_path: int = 2000) -> list[Path]:
         """The hidden paths where the team's uid can read something, found from its side: a
@@ -267,11 +302,11 @@ class Sandbox:
 
     def spawn(self, command: str) -> Process:
         """Start a long-running team command (a service)."""
-        return self.table.spawn(command)
+        return self.table.spawn(command, self._start)
 
     def run(self, command: str, timeout: float) -> CommandResult:
         """Run a team command to completion, within ``timeout`` seconds of wall-clock time."""
-        return self.table.run(command, timeout)
+        return self.table.run(command, timeout, self._start)
 
     def exchange_dir(self) -> Path:
         """A fresh folder where the harness puts a command's input and the team writes output.
