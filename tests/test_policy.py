@@ -3,6 +3,7 @@ uses, and the data each side of the sandbox gets."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,18 @@ def test_held_out_months_are_loaded_only_for_a_lab_whose_checks_read_them(monkey
     assert choose_heldout(None, hidden=True, lab=tiny) is None and loaded == []
     assert choose_heldout(None, hidden=True, lab=serving) == FLIGHTS_DIR.resolve() and loaded
     assert choose_heldout(FLIGHTS_DIR, hidden=True, lab=tiny) == FLIGHTS_DIR.resolve(), "a folder given is checked and used"
+
+
+def test_hidden_checks_get_the_labs_instructor_folder_and_a_self_check_never_does(tmp_path):
+    """``LabData.hidden``: the lab's ``hidden/`` folder when hidden checks run, None in a team's
+    self-check (where only public checks run) and for a lab that has none."""
+    shutil.copytree(ENGINE_FIXTURE, tmp_path / "lab")
+    (tmp_path / "lab" / "hidden").mkdir()
+    (tmp_path / "lab" / "hidden" / "buggy.py").write_text("x = 1\n")
+    lab = find_lab(tmp_path / "lab")
+    with grading_data(lab, heldout=None, hidden=True) as graded:
+        assert graded.checks.hidden == (tmp_path / "lab" / "hidden").resolve()
+    with grading_data(lab, heldout=None, hidden=False) as self_check:
+        assert self_check.checks.hidden is None
+    with grading_data(find_lab(ENGINE_FIXTURE), heldout=None, hidden=True) as without:
+        assert without.checks.hidden is None
