@@ -27,9 +27,11 @@ CHECKS = {c.id: LabCheck(c, LAB) for c in LAB.checks}
 TESTS = "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {python} -m pytest -q -p no:cacheprovider tests"
 
 
-def commands(defect: str = "", *, predict: str = "", test: str = TESTS) -> dict[str, str]:
+def commands(defect: str = "", *, predict: str = "", test: str = TESTS, track: bool = False) -> dict[str, str]:
+    """The tiny team's commands; ``track`` logs to MLflow (seconds of import: only where checked)."""
     return {
-        "train": "{python} -m flightdelay.train --data {data} --out {model} --state {state}" + (f" --defect {defect}" if defect else ""),
+        "train": "{python} -m flightdelay.train --data {data} --out {model} --state {state}"
+                 + (f" --defect {defect}" if defect else "") + (" --track" if track else ""),
         "predict": "{python} -m flightdelay.predict --model {model} --data {data} --input {input} --output {output}"
                    + (f" --defect {predict}" if predict else ""),
         "test": test,
@@ -57,7 +59,7 @@ def grading_data(tmp_path_factory) -> LabData:
 
 @parametrize_with_checks("pipeline")
 def test_a_contract_keeping_pipeline_passes_every_check(check, grading_data):
-    verdict = check(commands=commands(), cwd=APP, data=grading_data)
+    verdict = check(commands=commands(track=check.spec.id == "experiments_tracked"), cwd=APP, data=grading_data)
     assert verdict.fraction == 1, verdict.message
 
 
@@ -192,3 +194,15 @@ def test_check_tests_catch_bugs_needs_the_instructor_folder():
     verdict = run("tests_catch_bugs", commands(), data=LabData(public=FLIGHTS_DIR))
     assert verdict.fraction == 0 and "only the staff's grading has" in verdict.message, verdict.message
 
+
+
+def test_check_experiments_tracked_needs_a_store():
+    verdict = run("experiments_tracked", commands())
+    assert verdict.fraction == 0 and "there is no {state}/mlflow.db" in verdict.message, verdict.message
+
+
+def test_check_experiments_tracked_refuses_a_store_the_run_did_not_write():
+    # The store is written once, then never again: the runs that follow are not in it.
+    verdict = run("experiments_tracked", commands("stale_store", track=True))
+    assert verdict.fraction == 0, verdict.message
+    assert "not the model file train just wrote" in verdict.message and "no new version was registered" in verdict.message
