@@ -27,10 +27,10 @@ CHECKS = {c.id: LabCheck(c, LAB) for c in LAB.checks}
 TESTS = "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {python} -m pytest -q -p no:cacheprovider tests"
 
 
-def commands(defect: str = "", *, predict: str = "", test: str = TESTS, track: bool = False) -> dict[str, str]:
+def commands(defect: str = "", *, predict: str = "", test: str = TESTS, track: bool = False, train: str = "") -> dict[str, str]:
     """The tiny team's commands; ``track`` logs to MLflow (seconds of import: only where checked)."""
     return {
-        "train": "{python} -m flightdelay.train --data {data} --out {model} --state {state}"
+        "train": train or "{python} -m flightdelay.train --data {data} --out {model} --state {state}"
                  + (f" --defect {defect}" if defect else "") + (" --track" if track else ""),
         "predict": "{python} -m flightdelay.predict --model {model} --data {data} --input {input} --output {output}"
                    + (f" --defect {predict}" if predict else ""),
@@ -47,7 +47,7 @@ def hidden(folder: Path, chaffs: str | None = None, wheat: Path = APP / "flightd
     return folder
 
 
-SETUP = {"quality_gate", "end_to_end", "experiments_tracked"}
+SETUP = {"schema_change", "quality_gate", "end_to_end", "experiments_tracked"}
 """The checks that read what the setup train did; the others skip it here (a second each)."""
 
 
@@ -92,6 +92,12 @@ def test_check_schema_change_fails_loudly():
     verdict = run("schema_change", commands("lenient"))
     assert verdict.fraction == 0.25, verdict.message
     assert verdict.message.count("train succeeded (exit 0) instead of failing") == 3, verdict.message
+
+
+def test_check_schema_change_gives_nothing_to_a_train_that_always_fails():
+    cheat = commands(train="{python} -c \"raise SystemExit('carrier dest distance: refused')\"")
+    verdict = run("schema_change", cheat)
+    assert verdict.fraction == 0 and "The 'train' step failed" in verdict.message, verdict.message
 
 
 def test_check_schema_change_never_trains_on_silently_fewer_rows():
