@@ -294,6 +294,31 @@ def test_release_holds_no_hidden_check(lab_release, lab):
 
 
 @pytest.mark.parametrize("lab", LAB_NAMES)
+def test_release_holds_nothing_of_the_labs_instructor_folder(lab_release, lab):
+    """``labs/<lab>/hidden/`` (what hidden checks read: the pipeline lab's buggy modules) never
+    ships: none of its files, none of their code, and no description of a bug not shown."""
+    release, folder = lab_release(lab), SPECS[lab].root / "hidden"
+    if not folder.is_dir():
+        pytest.skip(f"{lab} has no instructor folder")
+    secret = {digest(p): p for p in every_file(folder)}
+    snippets: list[str] = []
+    for path in folder.glob("*.toml"):
+        for item in tomllib.loads(path.read_text(encoding="utf-8")).get("chaffs", {}).values():
+            lines = [line for line in item.get("code", "").splitlines() if len(line.strip()) > 30]
+            snippets += lines
+            if not item.get("shown", False):
+                snippets.append(item["description"])
+    assert secret and snippets, "the instructor folder holds something to look for: the scan means something"
+    for path in every_file(release):
+        relative = path.relative_to(release)
+        assert "hidden" not in relative.parts[:-1] or "labs" not in relative.parts, relative
+        assert digest(path) not in secret, f"{relative} is the instructor's {secret[digest(path)].name}"
+    for relative, text in texts(release).items():
+        leaked = [snippet for snippet in snippets if snippet in text]
+        assert not leaked, f"{relative} holds instructor-only text: {leaked[:2]}"
+
+
+@pytest.mark.parametrize("lab", LAB_NAMES)
 def test_release_holds_no_heldout_label(lab_release, lab):
     release = lab_release(lab)
     heldout = set(PERIODS["heldout"])
