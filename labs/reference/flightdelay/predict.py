@@ -72,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = read_rows(args.input)
         weather = None
         if args.data is not None:
-            from autograder.data import load_weather
+            from flightdelay.steps import validate_weather
+            from flightdelay.tables import read_table
 
-            weather = load_weather(args.data)
+            weather = validate_weather(read_table(args.data, "weather"))
         proba = predict_proba(bundle, rows, weather)
     except (ShipmlError, ValueError, OSError) as err:
         print(f"flightdelay.predict: error: {' '.join(str(err).split())}", file=sys.stderr)
