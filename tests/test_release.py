@@ -18,11 +18,9 @@ from autograder.paths import LABS_DIR
 
 
 @pytest.fixture(scope="module")
-def serving_release(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("release") / "serving-template"
-    proc = shipml("release", "serving", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
-    return out
+def serving_release(lab_release) -> Path:
+    """The session's ``shipml release serving --out DIR`` (conftest's ``lab_release``)."""
+    return lab_release("serving")
 
 
 def every_file(root: Path) -> list[Path]:
@@ -92,10 +90,8 @@ def test_release_refuses_a_folder_that_is_not_empty_and_one_inside_the_kit(tmp_p
 
 
 @pytest.mark.slow
-def test_a_notebook_lab_releases_the_notebook_without_answers_or_hidden_tests(tmp_path):
-    out = tmp_path / "ba"
-    proc = shipml("release", "beyond-accuracy", "--out", str(out), timeout=900)
-    assert proc.returncode == 0, proc.stderr
+def test_a_notebook_lab_releases_the_notebook_without_answers_or_hidden_tests(lab_release):
+    out = lab_release("beyond-accuracy")  # the session's `shipml release beyond-accuracy --out DIR`
     notebook = out / "beyond-accuracy.ipynb"
     text = notebook.read_text()
     assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text
