@@ -10,8 +10,15 @@ The site has the Jupyter Book at its root and the reveal.js decks under ``slides
 2. book: ``jupyter-book build -W -n --keep-going book/``: warnings fail the build, and the
    book's notebooks are executed with a cache kept in ``book/_build/.jupyter_cache`` (a clean
    clone re-executes every example). The notebooks import ``autograder`` and the reference
-   model package, so the build puts the repository root and ``labs/reference`` on PYTHONPATH;
+   model package, so the build puts the repository root and ``labs/reference`` on PYTHONPATH.
+   jupyter-book runs one notebook at a time, so first the notebooks the cache lacks are
+   executed one per core, each in its own process, exactly as jupyter-book would (same
+   reader, executor, working folder, timeout and environment), and cached; the build then
+   finds every one in the cache. A notebook whose cached copy does not match (or whose run
+   failed) is simply executed again by jupyter-book, which reports any error as before;
 3. assembly: both outputs are copied into one folder, which then replaces ``DIR``.
+
+Steps 1 and 2 run side by side (the slides mostly wait on npm's downloads).
 
 ``build_site`` raises :class:`~autograder.errors.ShipmlError` with a one-line message that
 carries the failing tool's last output lines.
@@ -20,13 +27,17 @@ carries the failing tool's last output lines.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from autograder.errors import ShipmlError
@@ -172,6 +183,131 @@ def book_env() -> dict[str, str]:
     return env
 
 
+def _book_config() -> dict:
+    import yaml
+
+    return yaml.safe_load((BOOK_DIR / "_config.yml").read_text(encoding="utf-8")) or {}
+
+
+def _toc_files() -> list[Path]:
+    """The book's pages that the build reads (``only_build_toc_files``): the TOC's root and files."""
+    import yaml
+
+    toc = yaml.safe_load((BOOK_DIR / "_toc.yml").read_text(encoding="utf-8")) or {}
+    names: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if isinstance(node.get(key), str):
+                    names.append(node[key])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    found = []
+    for name in dict.fromkeys(names):
+        for suffix in ("", ".md", ".ipynb"):
+            path = BOOK_DIR / f"{name}{suffix}"
+            if path.is_file():
+                found.append(path)
+                break
+    return found
+
+
+def _read_notebook(path: Path, md_config: object) -> object | None:
+    """``path`` as myst-nb reads it in the build (a MyST notebook), or None for a plain page."""
+    from myst_nb.core.read import is_myst_markdown_notebook, read_myst_markdown_notebook
+
+    text = path.read_text(encoding="utf-8")
+    if path.suffix != ".md" or not is_myst_markdown_notebook(text):
+        return None
+    return read_myst_markdown_notebook(text, config=md_config, add_source_map=True, path=str(path))
+
+
+def _execute_one(source: str, target: str, timeout: float, allow_errors: bool) -> None:
+    """Worker (its own process, the book's environment): execute the notebook ``source`` holds
+    as jupyter-book's cache mode does, and write it with the run's outcome to ``target``."""
+    import nbformat
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    with open(source, encoding="utf-8") as fh:
+        job = json.load(fh)
+    nb = nbformat.from_dict(job["notebook"])
+    result = single_nb_execution(nb, cwd=job["cwd"], allow_errors=allow_errors, timeout=timeout, meta_override=True)
+    out = {"notebook": nb, "seconds": result.time, "error": None if result.err is None else repr(result.err)}
+    with open(target, "w", encoding="utf-8") as fh:
+        json.dump(out, fh)
+
+
+def execute_notebooks(*, jobs: int | None = None, verbose: bool = False) -> dict[str, float]:
+    """Execute the book's notebooks that ``book/_build/.jupyter_cache`` lacks, ``jobs`` at a
+    time (default: one per core), and cache each that ran without error; return the seconds
+    each took, by page. jupyter-book then finds them in the cache (a notebook left out, or
+    whose run failed, it executes itself and reports as it always did)."""
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from myst_parser.config.main import MdParserConfig
+
+    config = _book_config()
+    execute = config.get("execute") or {}
+    if execute.get("execute_notebooks", "auto") != "cache":
+        return {}
+    parse = config.get("parse") or {}
+    md_config = MdParserConfig(enable_extensions=set(parse.get("myst_enable_extensions") or []))
+    timeout = float(execute.get("timeout", 30))
+    allow_errors = bool(execute.get("allow_errors", False))
+    cache = get_cache(str(BOOK_DIR / execute.get("cache", "_build/.jupyter_cache")))
+    todo = []
+    for path in _toc_files():
+        nb = _read_notebook(path, md_config)
+        if nb is None:
+            continue
+        try:
+            cache.match_cache_notebook(nb)
+        except KeyError:
+            todo.append((path, nb))
+    if not todo:
+        return {}
+    # The longest first, as far as a page's size tells (a chapter's examples grow with its text).
+    todo.sort(key=lambda item: item[0].stat().st_size, reverse=True)
+    env = book_env()
+    took: dict[str, float] = {}
+    lock = threading.Lock()
+
+    with tempfile.TemporaryDirectory(prefix="shipml-nb-") as tmp:
+
+        def run(index: int, path: Path, nb: object) -> None:
+            source, target = Path(tmp) / f"{index}.in.json", Path(tmp) / f"{index}.out.json"
+            source.write_text(json.dumps({"notebook": nb, "cwd": str(path.parent)}), encoding="utf-8")
+            code = (f"from autograder.site import _execute_one; "
+                    f"_execute_one({str(source)!r}, {str(target)!r}, {timeout!r}, {allow_errors!r})")
+            proc = subprocess.run([sys.executable, "-c", code], cwd=BOOK_DIR, env=env, stdin=subprocess.DEVNULL,
+                                  capture_output=not verbose, text=True, timeout=timeout * 50 + 300, check=False)
+            if proc.returncode != 0 or not target.is_file():
+                return  # jupyter-book runs it again and reports why
+            import nbformat
+
+            done = json.loads(target.read_text(encoding="utf-8"))
+            if done["error"] is not None:
+                return
+            executed = nbformat.from_dict(done["notebook"])
+            with lock:  # one writer for the cache's database
+                cache.cache_notebook_bundle(
+                    CacheBundleIn(executed, str(path), data={"execution_seconds": done["seconds"]}),
+                    check_validity=False, overwrite=True)
+                took[str(path.relative_to(BOOK_DIR))] = done["seconds"]
+
+        workers = max(1, min(len(todo), jobs or os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for future in [pool.submit(run, i, path, nb) for i, (path, nb) in enumerate(todo)]:
+                future.result()
+    return took
+
+
 def build_book(*, clean: bool = False, verbose: bool = False) -> Path:
     """Build the Jupyter Book (executing its notebooks, cached); return ``book/_build/html``."""
     build_dir = BOOK_DIR / "_build"
@@ -180,6 +316,7 @@ def build_book(*, clean: bool = False, verbose: bool = False) -> Path:
     jb = _tool(
         "jupyter-book", "install the project with `pip install -e .` (jupyter-book==1.0.4.post1)"
     )
+    execute_notebooks(verbose=verbose)
     _run(
         [jb, "build", "-W", "-n", "--keep-going", "."],
         cwd=BOOK_DIR,  # the execution cache path in _config.yml is relative to the cwd
@@ -215,8 +352,15 @@ def build_site(out: Path, *, clean: bool = False, verbose: bool = False) -> Path
     """
     out = Path(out).expanduser().resolve()
     _check_out(out)
-    slides_html = build_slides(verbose=verbose)
-    book_html = build_book(clean=clean, verbose=verbose)
+    # The slides (npm's downloads, reveal-md) build while the book's notebooks run.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slides = pool.submit(build_slides, verbose=verbose)
+        try:
+            book_html = build_book(clean=clean, verbose=verbose)
+        except BaseException:
+            slides.exception()  # wait for it; the book's error is the one to report
+            raise
+        slides_html = slides.result()
 
     staging = out.parent / f".{out.name}.building"
     if staging.exists():
