@@ -113,8 +113,17 @@ def test_check_no_silent_drops():
 
 def test_check_bad_rows_rejected():
     verdict = run("bad_rows", commands("lax_rows"))
-    assert verdict.fraction == pytest.approx(1 / 3), verdict.message
+    assert verdict.fraction == 0.5, verdict.message
     assert "removed['invalid:distance'] is 0, expected 7" in verdict.message and "invalid:sched_dep_time" in verdict.message
+
+
+def test_a_destination_the_airports_table_lacks_is_a_real_flight():
+    # airports.csv.gz lacks SJU, BQN, STT and PSE: a pipeline that rejects their flights loses real data.
+    verdict = run("bad_rows", commands("known_dests"))
+    assert verdict.fraction == 0.75 and "expected 3" in verdict.message, verdict.message
+    assert "keep it and list the code in the run log's unseen_values['dest']" in verdict.message, verdict.message
+    verdict = run("no_silent_drops", commands("known_dests"))
+    assert verdict.fraction == pytest.approx(5 / 6) and "a dest that airports.csv.gz does not list" in verdict.message, verdict.message
 
 
 def test_check_quality_gate():

@@ -25,6 +25,10 @@ import pandas as pd
 from autograder.data import EXPORT_MARKER, LATE_MINUTES, PERIODS
 
 NYC = ("EWR", "JFK", "LGA")
+"""The only valid origins: the product covers flights out of New York."""
+DEST_CODE = r"[A-Z0-9]{3}"
+"""A valid destination: any three-character code; one airports.csv.gz lacks is kept (the table
+misses real destinations such as SJU and STT) and listed in the run log's unseen_values."""
 OUTCOMES = ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time")
 """Columns known only after departure: never in the rows ``predict`` gets."""
 COPIED = ("airlines", "airports", "planes")
@@ -110,12 +114,13 @@ def _bad_time(values: pd.Series) -> pd.Series:
 def invalid_reasons(flights: pd.DataFrame, src: Source) -> pd.Series:
     """Each row's ``invalid:<column>`` (the first column it fails, in the file's column order), or
     "" for a valid row. The rules of the spec: an impossible scheduled time, an origin outside New
-    York, a destination not in airports.csv.gz, a distance that is not positive."""
+    York, a destination that is not a three-character code, a distance that is not positive. A
+    destination airports.csv.gz does not list is valid."""
     distance = pd.to_numeric(flights["distance"], errors="coerce")
     rules = {
         "sched_dep_time": _bad_time(flights["sched_dep_time"]),
         "origin": ~flights["origin"].isin(NYC),
-        "dest": ~flights["dest"].isin(src.airports),
+        "dest": ~flights["dest"].str.fullmatch(DEST_CODE),
         "distance": distance.isna() | (distance <= 0),
     }
     order = sorted(rules, key=list(flights.columns).index)
@@ -178,8 +183,8 @@ def clean_rows(flights: pd.DataFrame, src: Source) -> pd.Index:
 
 def corrupt(flights: pd.DataFrame, src: Source, counts: dict[str, int], rng: np.random.Generator) -> pd.DataFrame:
     """``flights`` with ``counts[kind]`` valid rows each given one defect: ``distance`` (negative
-    or zero), ``sched_dep_time`` (an hour of 25 or a minute of 61), ``dest`` (an airport code
-    that airports.csv.gz does not have)."""
+    or zero), ``sched_dep_time`` (an hour of 25 or a minute of 61), ``origin`` (an airport outside
+    New York: BOS, PHL, ALB), ``dest`` (not a three-character code: "X1", empty, "LAXX")."""
     out = flights.copy()
     chosen = rng.choice(clean_rows(out, src), size=sum(counts.values()), replace=False)
     start = 0
@@ -192,8 +197,10 @@ def corrupt(flights: pd.DataFrame, src: Source, counts: dict[str, int], rng: np.
             elif kind == "sched_dep_time":
                 sched = int(out.loc[row, "sched_dep_time"])
                 out.loc[row, "sched_dep_time"] = str(2500 + sched % 100) if i % 2 == 0 else str(sched // 100 * 100 + 61)
+            elif kind == "origin":
+                out.loc[row, "origin"] = ("BOS", "PHL", "ALB")[i % 3]
             elif kind == "dest":
-                out.loc[row, "dest"] = ("QQQ", "XNY", "ZZV")[i % 3]
+                out.loc[row, "dest"] = ("X1", "", "LAXX")[i % 3]
             else:
                 raise ValueError(f"unknown kind of corrupt row: {kind}")
     return out

@@ -6,8 +6,9 @@ MLflow run.
 DIR is a flight data folder (a public export, or ``datasets/flights``). The steps, each in
 ``flightdelay.steps``: read ``flights``, ``weather``, ``airports`` and ``airlines`` as they are;
 ``validate`` the flights against the data contract (a missing or mistyped column stops here,
-with one line naming it; a bad row is removed and counted); ``clean`` away the flights without
-a label (cancelled, diverted); ``join_weather`` (flights without weather keep NaN weather and
+with one line naming it; a bad row is removed and counted; a carrier or destination the lookup
+tables do not list is kept and listed in the run log); ``clean`` away the flights without a
+label (cancelled, diverted); ``join_weather`` (flights without weather keep NaN weather and
 are counted); ``split`` by month; fit with a fixed seed; pick the threshold with the best F1 on
 the validation months; refuse a model whose validation ROC AUC is below ``MIN_ROC_AUC``; write
 the model, ``STATE/run_log.json`` and a run in the MLflow store ``STATE/mlflow.db``.
@@ -93,10 +94,11 @@ def prepare(folder: Path, seed: int = RANDOM_STATE) -> Prepared:
         "removed": removed,
         "kept_with_missing_weather": int(joined[list(steps.WEATHER_FIELDS)].isna().all(axis=1).sum()),
     }
-    if "carrier" in airlines:
-        unseen = sorted(set(valid["carrier"].astype(str)) - set(airlines["carrier"].astype(str)))
-        if unseen:
-            log["unseen_values"] = {"carrier": unseen}
+    unseen = {column: sorted(set(valid[column].astype(str)) - set(table[key].dropna().astype(str)))
+              for column, table, key in (("carrier", airlines, "carrier"), ("dest", airports, "faa"))
+              if key in table}
+    if any(unseen.values()):  # kept and trained on: the model handles unseen categories
+        log["unseen_values"] = {column: codes for column, codes in unseen.items() if codes}
     outside = len(joined) - len(train) - len(validation)
     if outside:  # only in a folder with the held-out months (datasets/flights), never an export
         log["outside_periods"] = outside

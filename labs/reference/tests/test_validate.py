@@ -42,7 +42,10 @@ BAD_ROWS = [
     ("sched_dep_time", {"sched_dep_time": 1261}),
     ("sched_dep_time", {"sched_dep_time": 2400}),
     ("origin", {"origin": "BOS"}),
-    ("dest", {"dest": "QQQ"}),
+    ("origin", {"origin": "PHL"}),
+    ("dest", {"dest": "X1"}),
+    ("dest", {"dest": "LAXX"}),
+    ("dest", {"dest": NAN}),
 ]
 
 
@@ -65,12 +68,12 @@ def test_the_reason_is_the_first_bad_column_in_file_order(airports: pd.DataFrame
 
 
 def test_no_row_is_lost(airports: pd.DataFrame) -> None:
-    rows = [flight(), flight(distance=-1), flight(dest="XNY"), flight(carrier="9E"),
-            flight(dep_time=NAN, arr_delay=NAN), flight(sched_dep_time=1159)]
+    rows = [flight(), flight(distance=-1), flight(origin="BOS"), flight(carrier="9E"),
+            flight(dep_time=NAN, arr_delay=NAN), flight(sched_dep_time=1159), flight(dest="SJU")]
     valid, rejected = validate(frame(*rows), airports)
     assert len(valid) + len(rejected) == len(rows)
     assert sorted([*valid.index, *rejected.index]) == list(range(len(rows)))
-    assert sorted(rejected["reason"]) == ["invalid:dest", "invalid:distance"]
+    assert sorted(rejected["reason"]) == ["invalid:distance", "invalid:origin"]
 
 
 def names(column: str, message: str) -> bool:
@@ -100,8 +103,18 @@ def test_numbers_written_as_text_stop_with_the_column(airports: pd.DataFrame) ->
     assert names("distance", str(err.value))
 
 
-def test_an_unknown_destination_is_judged_against_the_airports_table(airports: pd.DataFrame) -> None:
-    flights = frame(flight(dest="SJU"), flight())
-    assert len(validate(flights, airports)[1]) == 1
-    more = pd.concat([airports, pd.DataFrame({"faa": ["SJU"], "name": ["San Juan"]})])
-    assert validate(flights, more)[1].empty
+def test_a_destination_the_airports_table_lacks_is_kept(airports: pd.DataFrame) -> None:
+    # airports.csv.gz lacks real destinations (San Juan, St. Thomas, ...): their flights are real.
+    flights = frame(flight(dest="SJU"), flight(dest="STT"), flight(), index=[2, 0, 1])
+    valid, rejected = validate(flights, airports)
+    assert list(valid.index) == [2, 0, 1] and valid["dest"].tolist() == ["SJU", "STT", "LAX"]
+    assert rejected.empty
+
+
+def test_only_flights_out_of_new_york_are_valid(airports: pd.DataFrame) -> None:
+    # The product covers New York departures: another origin is an error, even a known airport.
+    origins = ["EWR", "JFK", "LGA", "BOS", "ORD", "jfk"]
+    valid, rejected = validate(frame(*[flight(origin=o) for o in origins]), airports)
+    assert valid["origin"].tolist() == ["EWR", "JFK", "LGA"]
+    assert rejected["origin"].tolist() == ["BOS", "ORD", "jfk"]
+    assert set(rejected["reason"]) == {"invalid:origin"}
