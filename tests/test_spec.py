@@ -92,6 +92,19 @@ def test_a_submission_command_the_lab_does_not_declare_names_the_labs_commands(t
     )
 
 
+def test_a_growing_project_keeps_the_commands_of_the_courses_other_labs(tmp_path):
+    """The team's project grows lab by lab: the pipeline lab's `test` is no error in the serving
+    lab, nor the serving lab's `serve` in the pipeline lab; neither is checked or run there.
+    Any other name is still an error."""
+    text = ("[team]\nname = 'x'\n[commands]\ntrain = '{python} t.py --data {data} --out {model}'\n"
+            "serve = '{python} app.py --port {port}'\ntest = '{python} -m pytest tests'\n"
+            "predict = '{python} p.py --model {model} --input {input} --output {output}'\n")
+    assert load_submission(write(tmp_path, text), find_lab("serving")).command("test") == "{python} -m pytest tests"
+    assert load_submission(write(tmp_path, text), find_lab("pipeline")).command("serve").startswith("{python} app.py")
+    with pytest.raises(SpecError, match="field 'commands.worker' is not a command of lab 'pipeline'"):
+        load_submission(write(tmp_path, text + "worker = 'x'\n"), find_lab("pipeline"))
+
+
 def test_a_placeholder_the_command_does_not_receive_names_those_it_may_use(tmp_path):
     text = "[team]\nname = 'x'\n[commands]\ninstall = '{python} -m pip install -r requirements.txt --target {data}'\n"
     with pytest.raises(SpecError, match=r"field 'commands.install' uses '\{data\}', which the install command does not receive; it may use \{python\}$"):

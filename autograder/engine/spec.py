@@ -99,6 +99,11 @@ COMMON_COMMANDS: dict[str, CommandDecl] = {
 """Commands every lab has without declaring them: a team may install its dependencies first
 (optional, ``{python}`` only), whatever the lab."""
 
+COURSE_COMMANDS: tuple[str, ...] = ("install", "train", "test", "predict", "serve")
+"""The commands of the course's labs. A team's project grows lab by lab (the reference in
+``labs/reference`` is one such project), so its submission.toml keeps the commands of the other
+labs: a lab that does not declare one of these leaves it alone (neither checked nor run)."""
+
 
 ROLES: dict[str, str] = {
     "data-scientist": "data scientist",
@@ -388,6 +393,8 @@ def _braced(names: tuple[str, ...] | list[str]) -> str:
 def _against_lab(name: str, template: str, lab: LabSpec) -> str:
     """What is wrong with the submission's command ``name`` for ``lab``, or ''."""
     decl = lab.commands.get(name)
+    if decl is None and name in COURSE_COMMANDS:
+        return ""  # another lab's command of the same growing project
     if decl is None:
         guess = did_you_mean(name, lab.commands)
         hint = f"did you mean {guess}? " if guess else ""
@@ -406,8 +413,9 @@ def _against_lab(name: str, template: str, lab: LabSpec) -> str:
 
 def load_submission(path: Path | str, lab: LabSpec | None = None) -> SubmissionSpec:
     """Read a submission folder's ``submission.toml``. With ``lab``, each command must be one
-    the lab declares and use only the placeholders it receives, and the lab's required commands
-    must be there; without it, the templates are checked for syntax only."""
+    the lab declares (or another lab's of :data:`COURSE_COMMANDS`, left alone) and use only the
+    placeholders it receives, and the lab's required commands must be there; without it, the
+    templates are checked for syntax only."""
     path = Path(path)
     file = path / SUBMISSION_FILE if path.is_dir() else path
     data = _read_toml(path, SUBMISSION_FILE)
