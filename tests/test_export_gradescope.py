@@ -91,6 +91,24 @@ def test_zip_carries_hidden_checks_and_heldout_data_and_no_solution(autograder_z
     assert "reference" not in lab_toml.split("[[checks]]")[0]
 
 
+def test_a_labs_instructor_folder_rides_in_the_zip_as_files(tmp_path):
+    """The pipeline lab's hidden check reads its instructor folder (the graders' buggy modules,
+    and the correct one, a link to the reference's file in the kit): the zip carries the folder
+    with the link's file itself, and still no reference or mutant."""
+    from autograder.engine.spec import find_lab
+    from autograder.integrations.gradescope import build_tree
+    from autograder.paths import FLIGHTS_DIR
+
+    lab = find_lab("pipeline")
+    tree = build_tree(lab, tmp_path / "tree", FLIGHTS_DIR)
+    hidden = tree / "kit" / "labs" / "pipeline" / "hidden"
+    wheat = hidden / "wheat.py"
+    assert (hidden / "chaffs.toml").read_bytes() == (lab.root / "hidden" / "chaffs.toml").read_bytes()
+    assert not wheat.is_symlink() and wheat.read_bytes() == (lab.root / "hidden" / "wheat.py").resolve().read_bytes()
+    labs = {p.relative_to(tree / "kit" / "labs").parts[1] for p in (tree / "kit" / "labs").rglob("*") if p.is_file()}
+    assert labs == {"lab.toml", "README.md", "hidden"}, labs
+
+
 def test_pins_are_the_versions_the_tests_run_with(autograder_zip, tmp_path):
     with zipfile.ZipFile(autograder_zip) as zf:
         zf.extract("requirements.txt", tmp_path)

@@ -15,7 +15,8 @@ The zip holds::
                                  were installed where the export ran
     MANIFEST.json                lab, kit and Python versions, the held-out data's checksums
     kit/autograder/              the kit's package (engine, checks, sandbox)
-    kit/labs/<lab>/lab.toml      the lab with its hidden checks (no reference, no mutants)
+    kit/labs/<lab>/lab.toml      the lab with its hidden checks (no reference, no mutants), and
+                                 its instructor folder hidden/ when it has one (the files, not links)
     kit/datasets/flights/        the kit's flight data (the teams train on its public months)
     kit/heldout/                 the instructor's held-out data for the hidden checks
 
@@ -222,6 +223,8 @@ def build_tree(lab: LabSpec, dest: Path, heldout: Path | None, *, leaderboard: b
     (lab_dir / LAB_FILE).write_text(lab_toml, encoding="utf-8")
     if (lab.root / "README.md").is_file():
         shutil.copy(lab.root / "README.md", lab_dir / "README.md")
+    if (lab.root / "hidden").is_dir():  # what hidden checks read (ctx.data.hidden); symlinks copied as files
+        shutil.copytree(lab.root / "hidden", lab_dir / "hidden", symlinks=False, ignore=_IGNORE)
     if lab.lab.data:
         shutil.copytree(FLIGHTS_DIR, kit / "datasets" / "flights", ignore=_IGNORE)
     if heldout is not None:

@@ -1,0 +1,1 @@
+../../reference/flightdelay/steps.py
