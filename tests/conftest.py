@@ -29,6 +29,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 REPO = Path(__file__).resolve().parent.parent
+collect_ignore_glob = ["fixtures/*"]
+"""The fixtures are teams and labs the tests grade (a team's own tests among them), not tests."""
 ENGINE_FIXTURE = REPO / "tests" / "fixtures" / "engine"
 LABS_DIR = REPO / "labs"
 LAB_NAMES = sorted(p.parent.name for p in LABS_DIR.glob("*/lab.toml"))
