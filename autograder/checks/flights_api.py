@@ -7,15 +7,18 @@ contract (see ``labs/serving/README.md``).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
 from autograder import data
+from autograder.checkapi import CheckFailed, CommandResult
 from autograder.checks.serving_contract import Prediction, Weather
 from autograder.errors import explain_validation
 
@@ -77,6 +80,23 @@ def training_rows(frame: pd.DataFrame) -> bytes:
     rows = frame[list(TRAINING_COLUMNS)].copy()
     rows["time_hour"] = rows["time_hour"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     return rows.to_csv(index=False, lineterminator="\n").encode()
+
+
+def offline_predictions(result: CommandResult, rows: int, what: str) -> np.ndarray:
+    """The ``delay_probability`` column of the CSV a team's ``predict`` command wrote to
+    ``{output}``, one value per input row; CheckFailed saying what to change when the command
+    failed, wrote nothing readable, or wrote another number of rows. ``what`` names the run."""
+    if not result.ok:
+        raise CheckFailed(f"{what} failed: {result.explain()}. Last lines:\n{result.tail(10)}")
+    if "output" not in result.files:
+        raise CheckFailed(f"{what} wrote no file at {{output}}; write the predictions CSV to the path it is given")
+    try:
+        proba = pd.read_csv(io.BytesIO(result.files["output"]))["delay_probability"].to_numpy(dtype=float)
+    except (KeyError, ValueError) as exc:
+        raise CheckFailed(f"could not read a delay_probability column of numbers from the {{output}} CSV of {what} ({exc})") from None
+    if len(proba) != rows:
+        raise CheckFailed(f"{what} wrote {len(proba)} rows for {rows} input rows; write one prediction per row, in order")
+    return proba
 
 
 def traffic(public: Path, heldout: Path | None, rows: int, seed: int) -> pd.DataFrame:

@@ -10,7 +10,6 @@ tests (wheat and chaffs) and of its MLflow store are in :mod:`autograder.checks.
 
 from __future__ import annotations
 
-import io
 import re
 import secrets
 import tempfile
@@ -30,6 +29,7 @@ from autograder.checkapi import (
     partial,
     passed,
 )
+from autograder.checks import flights_api
 from autograder.checks import pipeline_data as pdata
 from autograder.errors import explain_validation
 
@@ -91,16 +91,7 @@ def train(ctx: CheckContext[Any], folder: Path, what: str, *, need_log: bool = T
 def predict(ctx: CheckContext[Any], model: bytes, folder: Path, rows: pd.DataFrame, what: str) -> np.ndarray:
     """The team's ``predict`` on ``rows`` (the flights table's layout): one probability per row."""
     result = ctx.run("predict", inputs={"model": model, "data": folder, "input": pdata.to_csv(rows)}, outputs=["output"])
-    if not result.ok:
-        raise CheckFailed(f"'predict' with {what} failed: {result.explain()}. Last lines:\n{result.tail(10)}")
-    if "output" not in result.files:
-        raise CheckFailed(f"'predict' with {what} wrote no file at {{output}}; write the predictions CSV to the path it is given")
-    try:
-        proba = pd.read_csv(io.BytesIO(result.files["output"]))["delay_probability"].to_numpy(dtype=float)
-    except (KeyError, ValueError) as exc:
-        raise CheckFailed(f"could not read a delay_probability column of numbers from the {{output}} CSV of 'predict' with {what} ({exc})") from None
-    if len(proba) != len(rows):
-        raise CheckFailed(f"'predict' with {what} wrote {len(proba)} rows for {len(rows)} input rows; answer every row, in order")
+    proba = flights_api.offline_predictions(result, len(rows), f"'predict' with {what}")
     bad = ~np.isfinite(proba) | (proba < 0) | (proba > 1)
     if bad.any():
         first = int(np.argmax(bad))

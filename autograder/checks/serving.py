@@ -8,7 +8,6 @@ The checks of the served *model* (provenance, quality, accuracy) are in
 
 from __future__ import annotations
 
-import io
 import secrets
 import time
 from typing import Annotated, Any
@@ -319,16 +318,7 @@ def check_no_training_serving_skew(ctx: CheckContext[NoSkew]) -> Verdict:
     frame = flights_api.labelled_flights("validation", ctx.params.rows, seed=7, data_dir=ctx.data.folder("validation"))
     requests = flights_api.to_requests(frame)
     run = ctx.run("predict", inputs={"input": flights_api.training_rows(frame)}, outputs=["output"])
-    if not run.ok:
-        raise CheckFailed(f"the offline predict command failed: {run.explain()}. Last lines:\n{run.tail(10)}")
-    if "output" not in run.files:
-        raise CheckFailed("the predict command wrote no file at {output}; write the predictions CSV to the path it is given")
-    try:
-        offline = pd.read_csv(io.BytesIO(run.files["output"]))["delay_probability"].to_numpy(dtype=float)
-    except (KeyError, ValueError) as exc:
-        raise CheckFailed(f"could not read a delay_probability column from the predict command's {{output}} CSV ({exc})") from None
-    if len(offline) != len(requests):
-        raise CheckFailed(f"the predict command wrote {len(offline)} rows for {len(requests)} input rows; write one prediction per row, in order")
+    offline = flights_api.offline_predictions(run, len(requests), "the offline predict command")
     service = ctx.service()
     result = loadgen.send(service.url + "/predict", requests, concurrency=4, keep_bodies=True)
     bad = next((r for r in result.replies if not 200 <= r.status < 300), None)
