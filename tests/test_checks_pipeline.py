@@ -130,7 +130,8 @@ def test_a_destination_the_airports_table_lacks_is_a_real_flight():
 
 def test_check_quality_gate():
     verdict = run("quality_gate", commands("no_gate"))
-    assert verdict.fraction == 0.5 and "train succeeded and wrote a model" in verdict.message, verdict.message
+    # Writing a model on the real data earns nothing without the refusal: a constant model writes one too.
+    assert verdict.fraction == 0 and "train succeeded and wrote a model" in verdict.message, verdict.message
 
 
 def test_check_pipeline_end_to_end():

@@ -329,7 +329,10 @@ class QualityGate(Params):
 
 
 def check_quality_gate(ctx: CheckContext[QualityGate]) -> Verdict:
-    """With the labels shuffled, ``train`` refuses (non-zero exit, a message naming the metric) and writes no model; on the real data it writes one."""
+    """With the labels shuffled, ``train`` refuses (non-zero exit, a message naming the metric) and writes no model; on the real data it writes one.
+
+    Writing a model on the real data earns nothing by itself (any train does it, a constant one
+    too); it only makes the refusal count: a gate that refuses everything is no gate."""
     setup = ctx.setup("train")
     if "model" not in setup.files:
         raise CheckFailed("the setup 'train' on the public data wrote no model file at {model}; a gate must let a good model through")
@@ -339,10 +342,10 @@ def check_quality_gate(ctx: CheckContext[QualityGate]) -> Verdict:
                          outputs=["model"])
     what = "With the labels shuffled (no model can beat a coin)"
     if result.timed_out:
-        return partial(0.5, f"{what}, {result.explain()}; refuse at once with a message naming the metric.")
+        raise CheckFailed(f"{what}, {result.explain()}; refuse at once with a message naming the metric.")
     if result.ok or "model" in result.files:
         done = "train succeeded and wrote a model" if result.ok else "train failed but wrote a model file at {model}"
-        return partial(0.5, f"{what}, {done}: check the validation ROC AUC against your bar before writing {{model}}, and exit non-zero.")
+        raise CheckFailed(f"{what}, {done}: check the validation ROC AUC against your bar before writing {{model}}, and exit non-zero.")
     if not re.search(r"auc|roc", result.tail(5), re.IGNORECASE):
         return partial(0.5, f"{what}, train failed, but its last lines do not name the metric (ROC AUC) and the bar. They were:\n{result.tail(5)}")
     return passed(f"{what}, train refused with: {result.tail(1)[:200]}; on the public data it wrote a model.")
