@@ -143,10 +143,13 @@ class CheatApp(_Strict):
 
 
 class Cheat(_Strict):
-    """One cheap cheat: what it fakes, the checks it must lose, and how its folder differs."""
+    """One cheap cheat: what it fakes, the checks it must lose, and how its folder differs:
+    built from the lab's ``[cheat_app]``, or (``patch``, a path in the lab's folder) the
+    reference with that patch applied, as a mutant is."""
 
     fakes: str
     fails: list[str]
+    patch: str = ""
     prepare: str = ""  # run in the team's folder before grading ({python}, {data}: the public data)
     commands: dict[str, str] = {}
 
@@ -169,8 +172,11 @@ def load_proof(lab: str) -> Proof:
     if not path.is_file():
         raise AssertionError(f"{path}: missing; every lab declares its proof there (the starter's bound, its cheats; see labs/serving/{PROOF_FILE})")
     proof = Proof.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
-    if proof.cheats and proof.cheat_app is None:
-        raise AssertionError(f"{path}: declares cheats but no [cheat_app] to build them from")
+    if any(not cheat.patch for cheat in proof.cheats.values()) and proof.cheat_app is None:
+        raise AssertionError(f"{path}: declares a cheat without a patch, and no [cheat_app] to build it from")
+    for name, cheat in proof.cheats.items():
+        if cheat.patch and not (path.parent / cheat.patch).is_file():
+            raise AssertionError(f"{path}: cheat {name}'s patch {cheat.patch} is missing")
     return proof
 
 
@@ -195,21 +201,33 @@ def _notebook_team(lab: Any, release: Path, dest: Path, mutant: Any | None) -> P
     return dest
 
 
-def cheat_submission(proof: Proof, name: str, folder: Path, public: Path) -> Path:
-    """A whole team folder for cheat ``name``: the cheat app's files, its commands, and what
-    its ``prepare`` writes."""
+def cheat_submission(lab_name: str, proof: Proof, name: str, folder: Path, public: Path) -> Path:
+    """A whole team folder for cheat ``name``: the cheat app's files and commands (or the
+    reference with the cheat's patch, and the reference's commands), and what its ``prepare``
+    writes."""
     app, cheat = proof.cheat_app, proof.cheats[name]
-    assert app is not None
-    folder.mkdir(parents=True)
-    for file in app.files:
-        shutil.copy(REPO / app.folder / file, folder / file)
-    commands = {step: command.replace("{mode}", name) for step, command in app.commands.items()} | cheat.commands
+    if cheat.patch:
+        from autograder.engine.mutants import Mutant, materialize
+        from autograder.engine.spec import find_lab
+
+        lab = find_lab(lab_name)
+        materialize(lab, Mutant(name, cheat.fakes, patch=lab.root / cheat.patch), folder)
+        with (folder / "submission.toml").open("rb") as file:
+            own = tomllib.load(file)
+        commands, startup = own["commands"] | cheat.commands, own.get("service", {}).get("startup_timeout", 30)
+    else:
+        assert app is not None
+        folder.mkdir(parents=True)
+        for file in app.files:
+            shutil.copy(REPO / app.folder / file, folder / file)
+        commands = {step: command.replace("{mode}", name) for step, command in app.commands.items()} | cheat.commands
+        startup = app.startup_timeout
     if cheat.prepare:
         argv = shlex.split(cheat.prepare.replace("{python}", shlex.quote(sys.executable)).replace("{data}", shlex.quote(str(public))))
         subprocess.run(argv, cwd=folder, check=True, capture_output=True, timeout=600)
     table = "\n".join(f"{step} = {_toml_string(command)}" for step, command in commands.items())
     (folder / "submission.toml").write_text(
-        f'[team]\nname = "cheat {name}"\n\n[commands]\n{table}\n\n[service]\nstartup_timeout = {app.startup_timeout:g}\n')
+        f'[team]\nname = "cheat {name}"\n\n[commands]\n{table}\n\n[service]\nstartup_timeout = {startup:g}\n')
     return folder
 
 
@@ -248,7 +266,7 @@ def build_class(lab_name: str, release: Path, root: Path) -> list[str]:
     if proof.cheats:
         public = write_public(root.parent / "public")
         for name in proof.cheats:
-            cheat_submission(proof, name, root / f"cheat-{name}", public)
+            cheat_submission(lab_name, proof, name, root / f"cheat-{name}", public)
     return sorted(p.name for p in root.iterdir())
 
 
