@@ -47,7 +47,7 @@ def hidden(folder: Path, chaffs: str | None = None, wheat: Path = APP / "flightd
     return folder
 
 
-SETUP = {"schema_change", "quality_gate", "end_to_end", "experiments_tracked"}
+SETUP = {"reproducible", "schema_change", "quality_gate", "end_to_end", "experiments_tracked"}
 """The checks that read what the setup train did; the others skip it here (a second each)."""
 
 
@@ -86,6 +86,12 @@ def test_the_lab_chaffs_parse_and_name_the_reference_as_wheat():
 def test_check_training_is_reproducible():
     verdict = run("reproducible", commands("unseeded"))
     assert verdict.fraction == 0 and "different probabilities" in verdict.message and "metrics differ" in verdict.message, verdict.message
+
+
+def test_check_training_is_reproducible_only_if_the_model_comes_from_the_data():
+    # A model fixed in the code is the same on every run: reproducible, trivially, and worth nothing.
+    verdict = run("reproducible", commands("frozen"))
+    assert verdict.fraction == 0 and "train must fit its model on the data in {data}" in verdict.message, verdict.message
 
 
 def test_check_schema_change_fails_loudly():

@@ -200,6 +200,8 @@ def test_malformed_command_declarations_give_one_line(tmp_path, change, expected
         (lambda t: t.replace('requests = 20', 'requests = "many"'), "check 'requests_answered' (autograder.checks.common:check_requests_answered): params.requests = 'many'"),
         (lambda t: t.replace('ml_test_score = "Infra 3"', 'ml_test_score = "Infra 9"'), "is not an ML Test Score test"),
         (lambda t: t.replace('id = "tests_pass"', 'id = "service_starts"'), "appears twice"),
+        (lambda t: t.replace('params = { path = "/ping"', 'passes_when = "{requests} answers to {data}"\nparams = { path = "/ping"'),
+         "passes_when names {data}, which is not in the check's params: add it there, or write {{data}} for the text {data}"),
     ],
 )
 def test_malformed_lab_gives_one_line(tmp_path, mutation, expected):

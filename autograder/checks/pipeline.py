@@ -151,8 +151,15 @@ class Reproducible(Params):
 
 
 def check_training_is_reproducible(ctx: CheckContext[Reproducible]) -> Verdict:
-    """Two ``train`` runs on the same data give identical predictions on fixed rows and the same metrics in the run log."""
+    """Two ``train`` runs on the same data give identical predictions on fixed rows and the same metrics in the run log; a run on other data (the setup's) gives other predictions.
+
+    The last part is what makes the first two mean something: a model that ignores the data it
+    is given (one committed to the repository, a lookup table) is reproducible only trivially,
+    and scores nothing."""
     p = ctx.params
+    setup = ctx.setup("train").files.get("model")
+    if setup is None:
+        raise CheckFailed("the setup 'train' on the public data wrote no model file at {model}; save the model to the path it is given")
     src, flights, _ = sample(ctx, p.share)
     validation = flights[flights["month"].astype(int).isin(pdata.PERIODS["validation"])]
     rows, _ = pdata.predict_rows(validation, src, p.rows, seed=3)
@@ -162,7 +169,12 @@ def check_training_is_reproducible(ctx: CheckContext[Reproducible]) -> Verdict:
         second, log2 = train(ctx, folder, "the same data a second time")
         a = predict(ctx, first.files["model"], folder, rows, "the first model")
         b = predict(ctx, second.files["model"], folder, rows, "the second model")
+        other = predict(ctx, setup, folder, rows, "the setup's model (trained on all the public data)")
     assert log1 is not None and log2 is not None
+    if np.array_equal(a, other):
+        raise CheckFailed(f"the model trained on a {p.share:g} subsample and the setup's model, trained on all the public data, give "
+                          f"identical probabilities on {len(rows)} flights: train must fit its model on the data in {{data}}, not "
+                          "ship one made elsewhere (a model that ignores its data is reproducible only trivially)")
     notes, fraction = [], 0.0
     differ = int((a != b).sum())
     if differ:
@@ -178,7 +190,8 @@ def check_training_is_reproducible(ctx: CheckContext[Reproducible]) -> Verdict:
     else:
         fraction += 0.5
     if fraction == 1:
-        return passed(f"Trained twice on the same {log1.rows_read} rows: identical probabilities on {len(rows)} flights and identical metrics.")
+        return passed(f"Trained twice on the same {len(flights)} flights: identical probabilities on {len(rows)} flights and identical "
+                      "metrics; the model trained on all the public data gives other probabilities.")
     return partial(fraction, "Trained twice on the same data: " + "; ".join(notes) + ".", differing_rows=differ)
 
 

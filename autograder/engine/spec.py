@@ -372,6 +372,15 @@ def load_lab(path: Path | str) -> LabSpec:
             raise SpecError(f"{file}: check '{check.id}': {exc}") from None
         except ValueError as exc:
             raise SpecError(f"{file}: check '{check.id}' ({check.function}): {exc}") from None
+        try:
+            check.passes_when_text()
+        except KeyError as exc:
+            name = exc.args[0]
+            raise SpecError(f"{file}: check '{check.id}': passes_when names {{{name}}}, which is not in the check's params: "
+                            f"add it there, or write {{{{{name}}}}} for the text {{{name}}}") from None
+        except (IndexError, ValueError) as exc:
+            raise SpecError(f"{file}: check '{check.id}': passes_when is not a valid template ({exc}); write a literal brace "
+                            "as {{ or }}") from None
     return lab
 
 
