@@ -22,6 +22,7 @@ import time
 import tomllib
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,9 @@ class Cheat(_Strict):
 
     fakes: str
     fails: list[str]
+    # Checks the faked property is only a part of (the run log's counts are a quarter of
+    # schema_change): the cheat loses at least these points there, and may keep the rest.
+    partly: dict[str, float] = {}
     patch: str = ""
     prepare: str = ""  # run in the team's folder before grading ({python}, {data}: the public data)
     commands: dict[str, str] = {}
@@ -158,13 +162,16 @@ class Proof(_Strict):
     """``labs/<lab>/proof.toml``: what the lab's proof needs beyond the reference and mutants."""
 
     starter: StarterBound
+    # A check of the lab measures time (latency): its class run in a test session keeps a full
+    # CPU share, never the background's low one (_ClassRuns).
+    timing_sensitive: bool = False
     cheat_app: CheatApp | None = None
     cheats: dict[str, Cheat] = {}
 
     def check_ids(self) -> set[str]:
         """Every check id the declaration names (each must be one of the lab's)."""
         bound = self.starter
-        return {*bound.zero, *bound.full, *bound.below, *(c for cheat in self.cheats.values() for c in cheat.fails)}
+        return {*bound.zero, *bound.full, *bound.below, *(c for cheat in self.cheats.values() for c in (*cheat.fails, *cheat.partly))}
 
 
 def load_proof(lab: str) -> Proof:
@@ -295,44 +302,186 @@ TIMINGS: dict[str, str] = {}
 """What the session's long fixtures took, printed at the end of the run (pytest_terminal_summary)."""
 
 
-@pytest.fixture(scope="session")
-def lab_release(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """``lab_release(lab)``: the lab's student release (``shipml release LAB --out DIR``), written
-    once per session."""
+class _ClassRuns:
+    """The session's student releases and proof-class runs (``lab_release``, ``graded_lab``).
 
-    def release(lab: str) -> Path:
-        out = tmp_path_factory.mktemp(f"release-{lab}") / f"{lab}-template"
+    Each lab's class is graded once per session, in a thread. ``queue(labs)`` starts them in
+    the background when the session starts, while the other tests run: a class run is many
+    minutes of CPU, and the rest of the suite leaves much of the machine idle (waiting on
+    services, Docker, a browser). The tests that read a class run come last
+    (``pytest_collection_modifyitems``). ``__call__(lab)`` waits for the lab's run, or starts
+    it at once with two jobs if no queue has. A failure is kept and raised for every test that
+    needs it: a broken run is not run twice. ``stop()`` ends what still runs when the session ends."""
+
+    def __init__(self) -> None:
+        self.tmp: pytest.TempPathFactory | None = None
+        self.releases = _OncePerSession(self._release)
+        self.lock = threading.Lock()
+        self.futures: dict[str, Future[Path]] = {}
+        self.running: set[subprocess.Popen[str]] = set()
+        self.stopped = False
+
+    def _folder(self, name: str) -> Path:
+        assert self.tmp is not None, "the session fixture _class_runs_start_early binds the temporary folders"
+        return self.tmp.mktemp(name)
+
+    def _release(self, lab: str) -> Path:
+        out = self._folder(f"release-{lab}") / f"{lab}-template"
         started = time.monotonic()
         proc = shipml("release", lab, "--out", str(out), timeout=900)
         assert proc.returncode == 0, proc.stderr
         TIMINGS[f"release {lab}"] = f"{time.monotonic() - started:.0f} s"
         return out
 
-    return _OncePerSession(release)
-
-
-@pytest.fixture(scope="session")
-def graded_lab(tmp_path_factory: pytest.TempPathFactory, lab_release: Callable[[str], Path]) -> Callable[[str], Path]:
-    """``graded_lab(lab)``: the grading output of the lab's proof class (``build_class``: the
-    reference, the starter, its mutants and cheats), graded in one class run as an instructor
-    would (``shipml grade-all LAB DIR --out OUT --jobs 2``), once per session. Per team:
-    ``OUT/<team>/results.json`` and ``OUT/<team>/instructor/results.json``; ``OUT/grades.csv``."""
-
-    def graded(lab: str) -> Path:
+    def _grade(self, lab: str, jobs: int, low: bool = False) -> Path:
         from autograder.engine.spec import find_lab
 
-        root = tmp_path_factory.mktemp(f"class-{lab}")
-        teams = build_class(lab, lab_release(lab), root / "teams")
+        root = self._folder(f"class-{lab}")
+        teams = build_class(lab, self.releases(lab), root / "teams")
         out = root / "out"
         limit = find_lab(lab).lab.time_limit
         started = time.monotonic()
-        proc = shipml("grade-all", lab, str(root / "teams"), "--out", str(out), "--jobs", "2",
-                      timeout=min(2400, -(-len(teams) // 2) * limit + 120))
-        assert proc.returncode == 0, proc.stderr
-        TIMINGS[f"class run {lab}"] = f"{time.monotonic() - started:.0f} s for {len(teams)} teams, 2 at a time"
+        argv = [sys.executable, "-m", "autograder", "grade-all", lab, str(root / "teams"), "--out", str(out), "--jobs", str(jobs)]
+        with self.lock:
+            if self.stopped:
+                raise AssertionError("the session ended first")
+            proc = subprocess.Popen(_low_priority(argv) if low else argv, cwd=REPO, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            self.running.add(proc)
+        try:
+            _, stderr = proc.communicate(timeout=min(5400, -(-len(teams) // jobs) * limit + 120))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+            raise AssertionError(f"the class run of {lab} did not finish in time:\n{stderr[-3000:]}") from None
+        finally:
+            with self.lock:
+                self.running.discard(proc)
+        assert proc.returncode == 0, stderr
+        where = ("in the test that needed it" if threading.current_thread() is threading.main_thread()
+                 else "in the background, at a low CPU share" if low else "in the background")
+        TIMINGS[f"class run {lab}"] = f"{time.monotonic() - started:.0f} s for {len(teams)} teams, {jobs} at a time, {where}"
         return out
 
-    return _OncePerSession(graded)
+    def _claim(self, lab: str) -> Future[Path] | None:
+        """A new future for ``lab``'s run, or None when one exists (caller holds no lock)."""
+        with self.lock:
+            if lab in self.futures:
+                return None
+            future: Future[Path] = Future()
+            self.futures[lab] = future
+            return future
+
+    def _run(self, lab: str, jobs: int, future: Future[Path], low: bool = False) -> None:
+        try:
+            future.set_result(self._grade(lab, jobs, low))
+        except BaseException as exc:  # noqa: BLE001 - kept for every test that needs it
+            future.set_exception(exc)
+
+    def queue(self, labs: list[str]) -> None:
+        """Grade ``labs`` in the background, in two queues: the labs whose checks measure time at
+        a full CPU share, one team at a time (the tests keep the other core); the others with
+        two jobs at a low CPU share, on what the tests and the first queue leave idle (their
+        checks' time limits are minutes: a slower run changes no score)."""
+
+        def grade_in_turn(labs: list[str], jobs: int, low: bool) -> None:
+            for lab in labs:
+                future = None if self.stopped else self._claim(lab)
+                if future is not None:
+                    self._run(lab, jobs, future, low)
+
+        timed = [lab for lab in labs if load_proof(lab).timing_sensitive]
+        for some, jobs, low in ((timed, 1, False), ([lab for lab in labs if lab not in timed], 2, True)):
+            if some:
+                threading.Thread(target=grade_in_turn, args=(some, jobs, low), name="class runs", daemon=True).start()
+
+    def __call__(self, lab: str) -> Path:
+        future = self._claim(lab)
+        if future is not None:
+            self._run(lab, 2, future)
+        try:
+            return self.futures[lab].result()
+        except BaseException as exc:
+            raise AssertionError(f"the class run of {lab} failed in this session: {exc}") from None
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+            running = list(self.running)
+        for proc in running:  # the grader's teams die with it (the sandbox's promise)
+            proc.kill()
+
+
+BACKGROUND_GROUP = Path("/sys/fs/cgroup/cpu/shipml-tests-background")
+"""The CPU group (cgroup v1) of the low-priority class runs: a quarter of a default share."""
+
+
+def _low_priority(argv: list[str]) -> list[str]:
+    """``argv`` run at a low CPU share, inherited by everything it starts (the team groups the
+    sandbox makes are created inside its group): a shell joins the group, then execs it at nice
+    10. Where the machine has no cgroup v1 CPU controller to write, the nice value alone does it
+    for plain processes."""
+    try:
+        BACKGROUND_GROUP.mkdir(exist_ok=True)
+        (BACKGROUND_GROUP / "cpu.shares").write_text("256")
+        join = 'echo $$ > "$1/cgroup.procs"; '
+    except OSError:
+        join = ""
+    return ["sh", "-c", join + 'shift; exec nice -n 10 "$@"', "sh", str(BACKGROUND_GROUP), *argv]
+
+
+CLASS_RUNS = _ClassRuns()
+_LABS_READ = re.compile(r"""graded_lab\(\s*["']([\w-]+)["']""")
+
+
+def labs_read(item: pytest.Item) -> list[str]:
+    """The labs whose class run ``item`` reads: its ``lab`` parameter, or the names its code
+    passes to ``graded_lab``."""
+    if "graded_lab" not in getattr(item, "fixturenames", ()):
+        return []
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "lab" in params:
+        return [params["lab"]]
+    return _LABS_READ.findall(inspect.getsource(item.function))  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _class_runs_start_early(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Binds the session's temporary folders, and queues the class runs the selected tests read
+    when other tests run meanwhile (alone, a class run starts in its first test, with two jobs)."""
+    CLASS_RUNS.tmp = tmp_path_factory
+    items = request.session.items
+    wanted = list(dict.fromkeys(lab for item in items for lab in labs_read(item)))
+    if wanted and any(not labs_read(item) for item in items):
+        CLASS_RUNS.queue(sorted(wanted, key=_class_cost, reverse=True))
+    yield
+    CLASS_RUNS.stop()
+
+
+def _class_cost(lab: str) -> float:
+    """A lab's class run's size, to start the longest first: its teams times its time limit."""
+    from autograder.engine.mutants import list_mutants
+    from autograder.engine.spec import find_lab
+
+    spec = find_lab(lab)
+    return (2 + len(list_mutants(spec)) + len(load_proof(lab).cheats)) * spec.lab.time_limit
+
+
+@pytest.fixture(scope="session")
+def lab_release() -> Callable[[str], Path]:
+    """``lab_release(lab)``: the lab's student release (``shipml release LAB --out DIR``), written
+    once per session."""
+    return CLASS_RUNS.releases
+
+
+@pytest.fixture(scope="session")
+def graded_lab(lab_release: Callable[[str], Path]) -> Callable[[str], Path]:
+    """``graded_lab(lab)``: the grading output of the lab's proof class (``build_class``: the
+    reference, the starter, its mutants and cheats), graded in one class run as an instructor
+    would (``shipml grade-all LAB DIR --out OUT``), once per session, maybe in the background
+    (``_ClassRuns``). Per team: ``OUT/<team>/results.json`` and
+    ``OUT/<team>/instructor/results.json``; ``OUT/grades.csv``."""
+    return CLASS_RUNS
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -432,3 +581,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(FAST)
         if "graded_lab" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.timeout(CLASSRUN_TIMEOUT))
+    # The modules that read a class run go last, whole (their module fixtures are built once):
+    # the runs have the rest of the session to finish in the background (_ClassRuns).
+    last = {item.module.__name__ for item in items if labs_read(item)}  # type: ignore[attr-defined]
+    items[:] = sorted(items, key=lambda item: getattr(getattr(item, "module", None), "__name__", "") in last)

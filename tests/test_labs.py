@@ -150,15 +150,18 @@ def test_mutant_fails_exactly_its_checks(graded_lab, lab, mutant):
 
 @pytest.mark.parametrize(("lab", "name"), CHEATS, ids=[f"{lab}-{name}" for lab, name in CHEATS])
 def test_cheat_loses_the_points_of_what_it_fakes(graded_lab, lab, name):
-    fails = set(load_proof(lab).cheats[name].fails)
+    cheat = load_proof(lab).cheats[name]
+    fails = set(cheat.fails)
     result = read_results(graded_lab(lab) / f"cheat-{name}" / "instructor" / "results.json")
     full = full_points(lab)
     got = {c.id: c.score for c in result.checks}
     assert set(got) == set(full), "every check ran on the cheat"
     lost = {check for check, score in got.items() if score < full[check]}
-    assert lost == fails, f"{name}: lost {sorted(lost)}; {[(c.id, c.message[:300]) for c in result.checks if c.id in lost]}"
+    assert lost == fails | set(cheat.partly), f"{name}: lost {sorted(lost)}; {[(c.id, c.message[:300]) for c in result.checks if c.id in lost]}"
     for check in fails:
         assert got[check] <= CHEAT_SHARE * full[check], f"{name} keeps {got[check]} of {full[check]} on {check}"
+    for check, points in cheat.partly.items():
+        assert got[check] <= full[check] - points, f"{name} keeps {got[check]} of {full[check]} on {check}, part of which it fakes"
 
 
 @pytest.mark.parametrize("lab", LAB_NAMES)
@@ -272,11 +275,12 @@ def test_release_holds_no_mutant_and_no_proof(lab_release, lab):
     release, proof = lab_release(lab), load_proof(lab)
     given = {digest(p) for p in every_file(starter_dir(SPECS[lab]))}  # the cheats share the starter's contract
     cheat_files = {digest(REPO / proof.cheat_app.folder / f) for f in proof.cheat_app.files} - given if proof.cheat_app else set()
-    mutant_files = {digest(p) for p in every_file(SPECS[lab].root / SPECS[lab].lab.mutants)} | {digest(SPECS[lab].root / PROOF_FILE)}
+    mutant_files = ({digest(p) for p in every_file(SPECS[lab].root / SPECS[lab].lab.mutants)} | {digest(SPECS[lab].root / PROOF_FILE)}
+                    | {digest(SPECS[lab].root / cheat.patch) for cheat in proof.cheats.values() if cheat.patch})
     for path in every_file(release):
         relative = path.relative_to(release)
         assert path.suffix != ".patch" and path.name not in ("mutants.toml", PROOF_FILE), relative
-        assert "mutants" not in relative.parts, relative
+        assert not {"mutants", "cheats"} & set(relative.parts), relative
         assert digest(path) not in mutant_files, f"{relative} is a file of the lab's mutants or proof"
         assert digest(path) not in cheat_files, f"{relative} is a cheat's code"
     for relative, text in texts(release).items():
