@@ -450,6 +450,10 @@ def _class_runs_start_early(request: pytest.FixtureRequest, tmp_path_factory: py
     """Binds the session's temporary folders, and queues the class runs the selected tests read
     when other tests run meanwhile (alone, a class run starts in its first test, with two jobs)."""
     CLASS_RUNS.tmp = tmp_path_factory
+    # Made here, in the main thread: TempPathFactory makes the session's folder on first use, and
+    # two threads at once would make two (the second one unlocked, so another pytest session's
+    # clean-up of old folders may delete a class run from under it).
+    tmp_path_factory.getbasetemp()
     items = request.session.items
     wanted = list(dict.fromkeys(lab for item in items for lab in labs_read(item)))
     if wanted and any(not labs_read(item) for item in items):
