@@ -18,13 +18,13 @@ tells the team what to change. Its parameters are a pydantic model named in the 
 there names the role that owns it (``role``) and what it needs to run (``requires``).
 
 The context is deliberately narrow: the team's service (URL and client), a fresh instance of it,
-the team's commands (with input files the harness writes and output files it reads back), the
-lab's data, and the time left; for the lifecycle labs also a second process, faults, the state
-the service wrote, the team's own files, and traffic on a schedule. A check never sees the
-sandbox or the engine, so the same check runs under every runner (the sandbox as root with or
-without bubblewrap, not root, or a test's plain folder: ``tests/test_runner_contract.py`` runs
-one contract over all of them), or against a service a test started itself
-(:func:`autograder.testing.run_check`).
+the team's commands (with input files the harness writes, output files it reads back and, for
+information, the line coverage of a package), the lab's data, and the time left; for the
+lifecycle labs also a second process, faults, the state the service wrote, the team's own files,
+and traffic on a schedule. A check never sees the sandbox or the engine, so the same check runs
+under every runner (the sandbox as root with or without bubblewrap, not root, or a test's plain
+folder: ``tests/test_runner_contract.py`` runs one contract over all of them), or against a
+service a test started itself (:func:`autograder.testing.run_check`).
 
 **The commands a lab declares.** ``lab.toml`` lists each command a team gives, with its stage
 and the placeholders it receives (``{python}``, ``{port}``, ``{data}``, ``{model}``,
@@ -212,6 +212,8 @@ class CommandResult:
     timed_out: bool = False
     output_truncated: bool = False
     files: dict[str, bytes] = field(default_factory=dict)
+    coverage: float | None = None  # run(coverage=...): the share of the packages' statements that ran
+    coverage_statements: int = 0  # of how many (coverage None: nothing was measured)
 
     @property
     def ok(self) -> bool:
@@ -280,11 +282,12 @@ class Runner(Protocol):
         ...
 
     def run(self, name: str, *, inputs: Mapping[str, Input], outputs: Sequence[str], timeout: float,
-            replace: Mapping[str, bytes] | None = None) -> CommandResult:
+            replace: Mapping[str, bytes] | None = None, coverage: Sequence[str] = ()) -> CommandResult:
         """Run the team's command ``name``: each ``inputs`` placeholder gets a copy of that file or
         folder (bytes: a file holding them), each ``outputs`` placeholder a path whose file is
         read back into ``files``. With ``replace``, in a throwaway copy of the submission with
-        those files written over it, and a throwaway ``{state}``."""
+        those files written over it, and a throwaway ``{state}``. With ``coverage``, the result
+        carries the line coverage of those top-level packages of the copy it ran on."""
         ...
 
     def setup_result(self, name: str) -> CommandResult | None:
@@ -371,15 +374,22 @@ class CheckContext(Generic[P]):
         outputs: Sequence[str] = (),
         timeout: float | None = None,
         replace: Mapping[str, bytes] | None = None,
+        coverage: Sequence[str] = (),
     ) -> CommandResult:
         """Run the team's ``name`` command from submission.toml (within the time left).
 
         ``replace={"pkg/steps.py": code}`` runs it in a throwaway copy of the submission as handed
         in, with those files written over it (a module swapped for an instructor's version), and
         a throwaway ``{state}``; ``{model}`` is a copy of the trained model. Nothing the command
-        writes survives it: under bubblewrap it can write only that copy."""
+        writes survives it: under bubblewrap it can write only that copy.
+
+        ``coverage=("pkg",)`` puts the line coverage of those top-level packages of the copy it
+        runs on in ``result.coverage`` (None when no process measured any) and
+        ``coverage_statements``: coverage.py in each of its Python processes, the command
+        unchanged. The team's processes write the data: information, never a score."""
         return self._runner.run(name, inputs=inputs or {}, outputs=outputs,
-                                timeout=self.time_left() if timeout is None else timeout, replace=replace)
+                                timeout=self.time_left() if timeout is None else timeout, replace=replace,
+                                coverage=coverage)
 
     def setup(self, name: str) -> CommandResult:
         """The setup step ``name`` (``install``, ``train``); CheckFailed if it did not run or failed."""

@@ -38,7 +38,7 @@ from autograder.engine.catalogue import resolve, validate_params
 from autograder.engine.files import safe_read, safe_write
 from autograder.engine.grading import run_checks, run_one, run_setup_steps, service_notes
 from autograder.engine.policy import hidden_folder
-from autograder.engine.process import Process, ProcessTable, start_process
+from autograder.engine.process import Process, ProcessTable, start_process, with_env
 from autograder.engine.results import CheckResult
 from autograder.engine.runner import ServiceSettings, TeamRunner
 from autograder.engine.sandbox import render_command
@@ -94,8 +94,15 @@ class PlainWorkspace:
         self.state_dir.mkdir()
         self.table = ProcessTable(self._start)
 
-    def _start(self, command: str) -> Process:
-        return start_process(["/bin/sh", "-c", command], env=dict(os.environ), output_bytes=_OUTPUT_BYTES, cwd=self.cwd)
+    def _start(self, command: str, env: Mapping[str, str] | None = None) -> Process:
+        # With env (coverage), none of the caller's own COVERAGE_ settings (a suite run under coverage).
+        base = dict(os.environ) if not env else {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+        return start_process(["/bin/sh", "-c", command], env=with_env(base, env), output_bytes=_OUTPUT_BYTES, cwd=self.cwd)
+
+    @property
+    def copy(self) -> Path:
+        """The submission the commands run in: ``cwd`` itself (no copy without the sandbox)."""
+        return self.cwd
 
     def render(self, template: str, **values: str | int) -> str:
         return render_command(template, values, data=self.data)
@@ -103,8 +110,8 @@ class PlainWorkspace:
     def spawn(self, command: str) -> Process:
         return self.table.spawn(command, self._start)
 
-    def run(self, command: str, timeout: float) -> CommandResult:
-        return self.table.run(command, timeout, self._start)
+    def run(self, command: str, timeout: float, env: Mapping[str, str] | None = None) -> CommandResult:
+        return self.table.run(command, timeout, functools.partial(self._start, env=env) if env else self._start)
 
     @contextmanager
     def scratch(self, replace: Mapping[str, bytes]) -> Iterator[PlainWorkspace]:

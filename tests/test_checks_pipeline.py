@@ -11,6 +11,12 @@ the interface that is not the reference.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -153,6 +159,28 @@ def test_check_pipeline_end_to_end_needs_the_heldout_data():
 def test_check_tests_pass():
     verdict = run("tests_pass", commands(test="{python} -c 'raise SystemExit(1)'"))
     assert verdict.fraction == 0 and "exited with code 1" in verdict.message, verdict.message
+
+
+def test_check_tests_pass_shows_the_line_coverage_of_the_package_without_grading_it(tmp_path):
+    verdict = run("tests_pass", commands())
+    assert verdict.fraction == 1, verdict.message
+    line = re.search(r"^Line coverage of flightdelay/ \(information, not graded\): (\d+)% of (\d+) statements\.$",
+                     verdict.message, re.MULTILINE)
+    assert line, verdict.message
+    # The figure is coverage.py's own for the same suite: its steps.py tests run nearly all of
+    # steps.py and nothing of train, predict or tracking (about a quarter of the package).
+    team = shutil.copytree(APP, tmp_path / "team")
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    for args in (["run", "--source=flightdelay", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], ["json", "-o", "cov.json"]):
+        subprocess.run([sys.executable, "-m", "coverage", *args], cwd=team, env=env, check=True, capture_output=True)
+    totals = json.loads((team / "cov.json").read_text())["totals"]
+    assert verdict.details["coverage_statements"] == totals["num_statements"] == int(line.group(2))
+    assert verdict.details["coverage"] == round(totals["covered_lines"] / totals["num_statements"], 4)
+    assert 10 < int(line.group(1)) < 60, verdict.message
+    # Nothing measured (no Python ran) is said so, and the points are the same.
+    unmeasured = run("tests_pass", commands(test="true"))
+    assert unmeasured.fraction == 1 and unmeasured.details["coverage"] is None, unmeasured.message
+    assert "Line coverage of flightdelay/ (information, not graded): not measured" in unmeasured.message
 
 
 CHAFFS = '''

@@ -1,6 +1,7 @@
-"""Checks of the pipeline lab's tests and tracking: the team's own tests pass, catch the
-instructor's buggy versions of ``flightdelay/steps.py`` (wheats and chaffs), and every ``train``
-run is in the team's MLflow store.
+"""Checks of the pipeline lab's tests and tracking: the team's own tests pass (their line
+coverage of the package is shown, never graded), catch the instructor's buggy versions of
+``flightdelay/steps.py`` (wheats and chaffs), and every ``train`` run is in the team's MLflow
+store.
 
 Wheats and chaffs: the team's ``test`` command runs with ``steps.py``
 replaced by the instructor's correct version (the *wheat*: tests that fail on it earn nothing),
@@ -15,7 +16,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -30,7 +31,8 @@ from autograder.checkapi import (
 )
 from autograder.errors import explain_validation
 
-STEPS = "flightdelay/steps.py"
+PACKAGE = "flightdelay"
+STEPS = f"{PACKAGE}/steps.py"
 CHAFFS_FILE = "chaffs.toml"
 
 
@@ -79,11 +81,28 @@ def load_bugs(hidden: Path) -> Bugs:
 
 
 def check_tests_pass(ctx: CheckContext[NoParams]) -> Verdict:
-    """The team's ``test`` command passes on the team's own code."""
-    result = ctx.run("test")
+    """The team's ``test`` command passes on the team's own code (its line coverage of the package
+    is shown, not graded)."""
+    result = ctx.run("test", coverage=(PACKAGE,))
+    line, details = coverage_line(result.coverage, result.coverage_statements)
     if not result.ok:
-        raise CheckFailed(f"{result.explain()}; your tests must pass on your own code. Last lines of their output:\n{result.tail()}")
-    return passed(f"'test' passed in {result.duration:.1f} s.")
+        raise CheckFailed(f"{result.explain()}; your tests must pass on your own code. Last lines of their output:\n"
+                          f"{result.tail()}\n{line}", **details)
+    return passed(f"'test' passed in {result.duration:.1f} s.\n{line}", **details)
+
+
+def coverage_line(share: float | None, statements: int) -> tuple[str, dict[str, Any]]:
+    """The verdict's line on the line coverage of the package while 'test' ran, and its details.
+    Information only: the team's own processes measure it, so it never changes a score."""
+    where = f"Line coverage of {PACKAGE}/ (information, not graded)"
+    if share is None:
+        return (f"{where}: not measured: no process of 'test' recorded any (Python run as {{python}} does, unless "
+                f"it runs coverage.py itself), or {PACKAGE}/ has no .py file.", {"coverage": None})
+    percent = round(100 * share)
+    if 0 < share < 1:  # as coverage.py shows it: 0 % only when none ran, 100 % only when all did
+        percent = min(max(percent, 1), 99)
+    return (f"{where}: {percent}% of {statements} statements.",
+            {"coverage": round(share, 4), "coverage_statements": statements})
 
 
 class TestsCatchBugs(Params):

@@ -54,7 +54,8 @@ def _under(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
 
 
-_PARSE_LOCK = threading.Lock()
+PARSE_LOCK = threading.Lock()
+"""Held around ``ast.parse`` of team code (CPython 3.11 cannot run it in two threads at once)."""
 
 
 def team_modules(package: Path | None = None) -> list[Path]:
@@ -66,7 +67,7 @@ def team_modules(package: Path | None = None) -> list[Path]:
     3.11's ``ast.parse`` is not safe to run in two threads at once (a clean-clone CI run failed
     with "SystemError: AST constructor recursion depth mismatch").
     """
-    with _PARSE_LOCK:
+    with PARSE_LOCK:
         return list(_team_modules(package or package_dir()))
 
 

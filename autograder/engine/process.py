@@ -17,7 +17,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +90,15 @@ def die_with_parent() -> None:
     # If the grading process dies (even by SIGKILL), the kernel kills this child too. The child
     # must keep its uid: the kernel clears this signal on a uid change (see jail.py).
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def with_env(base: Mapping[str, str], extra: Mapping[str, str] | None) -> dict[str, str]:
+    """``base`` with ``extra``'s variables set; an extra ``PYTHONPATH`` goes in front of the
+    base's own (a folder of the harness's first, the command's usual folders after it)."""
+    env = dict(base)
+    for key, value in (extra or {}).items():
+        env[key] = f"{value}{os.pathsep}{env[key]}" if key == "PYTHONPATH" and env.get(key) else value
+    return env
 
 
 def start_process(

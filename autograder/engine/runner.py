@@ -23,6 +23,7 @@ from typing import Protocol
 
 from autograder.checkapi import CheckFailed, CommandResult, Input, cancel_requested
 from autograder.engine.files import safe_list, safe_read
+from autograder.engine.linecoverage import Measurement, package_names
 from autograder.engine.process import Process
 from autograder.engine.service import Service, ServiceUnavailable, fresh, healthy
 
@@ -37,13 +38,21 @@ class Workspace(Protocol):
 
     state_dir: Path  # survives restarts of the service for the whole grading; {state}
 
+    @property
+    def copy(self) -> Path:
+        """The submission the commands run in (their working folder)."""
+        ...
+
     def render(self, template: str, **values: str | int) -> str: ...
 
     def spawn(self, command: str) -> Process: ...
 
     def forget(self, proc: Process) -> None: ...
 
-    def run(self, command: str, timeout: float) -> CommandResult: ...
+    def run(self, command: str, timeout: float, env: Mapping[str, str] | None = None) -> CommandResult:
+        """Run ``command`` to completion; ``env`` is added to its environment (a ``PYTHONPATH``
+        goes in front of the workspace's own: see :func:`autograder.engine.process.with_env`)."""
+        ...
 
     def exchange_dir(self) -> Path: ...
 
@@ -143,31 +152,36 @@ class TeamRunner:
         return self.setup_results.get(name)
 
     def run(self, name: str, *, inputs: Mapping[str, Input], outputs: Sequence[str], timeout: float,
-            replace: Mapping[str, bytes] | None = None) -> CommandResult:
+            replace: Mapping[str, bytes] | None = None, coverage: Sequence[str] = ()) -> CommandResult:
         self._not_cancelled()
-        template = self._require(name)
+        template, coverage = self._require(name), package_names(coverage)
         if not replace:
-            return self._run_in(self.workspace, template, dict(self.values), inputs, outputs, timeout)
+            return self._run_in(self.workspace, template, dict(self.values), inputs, outputs, timeout, coverage)
         model = self.workspace.read_output(Path(self.values["model"]))
         try:
             with self.workspace.scratch(replace) as scratch:
                 values = {"state": str(scratch.state_dir), **place_inputs(scratch.exchange_dir(), {"model": model or b""})}
-                return self._run_in(scratch, template, values, inputs, outputs, timeout)
+                return self._run_in(scratch, template, values, inputs, outputs, timeout, coverage)
         except ValueError as exc:  # a replaced path the submission's layout does not allow
             raise CheckFailed(f"The harness could not put its file in your submission: {exc}") from None
 
     @staticmethod
     def _run_in(workspace: Workspace, template: str, values: dict[str, str], inputs: Mapping[str, Input],
-                outputs: Sequence[str], timeout: float) -> CommandResult:
+                outputs: Sequence[str], timeout: float, coverage: Sequence[str] = ()) -> CommandResult:
         values.update(place_inputs(workspace.exchange_dir(), inputs))
         io = workspace.exchange_dir()
         for key in outputs:
             values[key] = str(io / key)
-        result = workspace.run(workspace.render(template, **values), timeout)
+        # Line coverage: coverage.py's start-up files in an exchange folder of its own (see linecoverage).
+        measured = Measurement(workspace.exchange_dir(), workspace.copy, coverage) if coverage else None
+        result = workspace.run(workspace.render(template, **values), timeout, env=measured.env if measured else None)
         for key in outputs:
             content = workspace.read_output(Path(values[key]))
             if content is not None:
                 result.files[key] = content
+        found = measured.result() if measured is not None else None
+        if found is not None:
+            result.coverage, result.coverage_statements = found
         return result
 
     # -- long-running processes ----------------------------------------------------------

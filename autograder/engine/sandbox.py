@@ -23,6 +23,7 @@ says plainly what is not isolated.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import resource
 import shlex
@@ -49,6 +50,7 @@ from autograder.engine.process import (
     kill_uid,
     run_as,
     start_process,
+    with_env,
 )
 from autograder.engine.spec import SubmissionSpec
 
@@ -273,11 +275,11 @@ class Sandbox:
         )
         return env
 
-    def _start(self, command: str) -> Process:
+    def _start(self, command: str, env: Mapping[str, str] | None = None) -> Process:
         assert self.mode is not None
-        argv, limits = self.mode.argv(self, command), self.limits
+        argv, limits, environment = self.mode.argv(self, command), self.limits, with_env(self._env(), env)
         if self.uid is None:
-            return start_process(argv, env=self._env(), output_bytes=limits.output_bytes, cwd=self.copy,
+            return start_process(argv, env=environment, output_bytes=limits.output_bytes, cwd=self.copy,
                                  setup=lambda: _set_rlimits(limits))
         assert self.group is not None
         for folder in self._pending:
@@ -295,7 +297,7 @@ class Sandbox:
         # Under bubblewrap the view sets the working folder (--chdir); otherwise the copy is it.
         cwd = None if isinstance(self.mode, Bubblewrap) else self.copy
         try:
-            return start_process(argv, env=self._env(), output_bytes=limits.output_bytes, cwd=cwd, setup=setup, team_uid=self.uid)
+            return start_process(argv, env=environment, output_bytes=limits.output_bytes, cwd=cwd, setup=setup, team_uid=self.uid)
         finally:
             for fd in fds:
                 os.close(fd)
@@ -304,9 +306,10 @@ class Sandbox:
         """Start a long-running team command (a service)."""
         return self.table.spawn(command, self._start)
 
-    def run(self, command: str, timeout: float) -> CommandResult:
-        """Run a team command to completion, within ``timeout`` seconds of wall-clock time."""
-        return self.table.run(command, timeout, self._start)
+    def run(self, command: str, timeout: float, env: Mapping[str, str] | None = None) -> CommandResult:
+        """Run a team command to completion, within ``timeout`` seconds of wall-clock time;
+        ``env`` is added to its environment (:func:`autograder.engine.process.with_env`)."""
+        return self.table.run(command, timeout, functools.partial(self._start, env=env) if env else self._start)
 
     def exchange_dir(self) -> Path:
         """A fresh folder where the harness puts a command's input and the team writes output.
