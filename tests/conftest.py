@@ -162,9 +162,6 @@ class Proof(_Strict):
     """``labs/<lab>/proof.toml``: what the lab's proof needs beyond the reference and mutants."""
 
     starter: StarterBound
-    # A check of the lab measures time (latency): its class run in a test session keeps a full
-    # CPU share, never the background's low one (_ClassRuns).
-    timing_sensitive: bool = False
     cheat_app: CheatApp | None = None
     cheats: dict[str, Cheat] = {}
 
@@ -333,7 +330,7 @@ class _ClassRuns:
         TIMINGS[f"release {lab}"] = f"{time.monotonic() - started:.0f} s"
         return out
 
-    def _grade(self, lab: str, jobs: int, low: bool = False) -> Path:
+    def _grade(self, lab: str, jobs: int) -> Path:
         from autograder.engine.spec import find_lab
 
         root = self._folder(f"class-{lab}")
@@ -345,8 +342,7 @@ class _ClassRuns:
         with self.lock:
             if self.stopped:
                 raise AssertionError("the session ended first")
-            proc = subprocess.Popen(_low_priority(argv) if low else argv, cwd=REPO, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             self.running.add(proc)
         try:
             _, stderr = proc.communicate(timeout=min(5400, -(-len(teams) // jobs) * limit + 120))
@@ -358,8 +354,7 @@ class _ClassRuns:
             with self.lock:
                 self.running.discard(proc)
         assert proc.returncode == 0, stderr
-        where = ("in the test that needed it" if threading.current_thread() is threading.main_thread()
-                 else "in the background, at a low CPU share" if low else "in the background")
+        where = "in the test that needed it" if threading.current_thread() is threading.main_thread() else "in the background"
         TIMINGS[f"class run {lab}"] = f"{time.monotonic() - started:.0f} s for {len(teams)} teams, {jobs} at a time, {where}"
         return out
 
@@ -372,28 +367,19 @@ class _ClassRuns:
             self.futures[lab] = future
             return future
 
-    def _run(self, lab: str, jobs: int, future: Future[Path], low: bool = False) -> None:
+    def _run(self, lab: str, jobs: int, future: Future[Path]) -> None:
         try:
-            future.set_result(self._grade(lab, jobs, low))
+            future.set_result(self._grade(lab, jobs))
         except BaseException as exc:  # noqa: BLE001 - kept for every test that needs it
             future.set_exception(exc)
 
     def queue(self, labs: list[str]) -> None:
-        """Grade ``labs`` in the background, in two queues: the labs whose checks measure time at
-        a full CPU share, one team at a time (the tests keep the other core); the others with
-        two jobs at a low CPU share, on what the tests and the first queue leave idle (their
-        checks' time limits are minutes: a slower run changes no score)."""
-
-        def grade_in_turn(labs: list[str], jobs: int, low: bool) -> None:
-            for lab in labs:
-                future = None if self.stopped else self._claim(lab)
-                if future is not None:
-                    self._run(lab, jobs, future, low)
-
-        timed = [lab for lab in labs if load_proof(lab).timing_sensitive]
-        for some, jobs, low in ((timed, 1, False), ([lab for lab in labs if lab not in timed], 2, True)):
-            if some:
-                threading.Thread(target=grade_in_turn, args=(some, jobs, low), name="class runs", daemon=True).start()
+        """Grade each of ``labs`` in the background, one team at a time (at the machine's normal
+        CPU share: a lower one starved the pipeline lab's checks past their time limits)."""
+        for lab in labs:
+            future = None if self.stopped else self._claim(lab)
+            if future is not None:
+                threading.Thread(target=self._run, args=(lab, 1, future), name=f"class run {lab}", daemon=True).start()
 
     def __call__(self, lab: str) -> Path:
         future = self._claim(lab)
@@ -410,24 +396,6 @@ class _ClassRuns:
             running = list(self.running)
         for proc in running:  # the grader's teams die with it (the sandbox's promise)
             proc.kill()
-
-
-BACKGROUND_GROUP = Path("/sys/fs/cgroup/cpu/shipml-tests-background")
-"""The CPU group (cgroup v1) of the low-priority class runs: a quarter of a default share."""
-
-
-def _low_priority(argv: list[str]) -> list[str]:
-    """``argv`` run at a low CPU share, inherited by everything it starts (the team groups the
-    sandbox makes are created inside its group): a shell joins the group, then execs it at nice
-    10. Where the machine has no cgroup v1 CPU controller to write, the nice value alone does it
-    for plain processes."""
-    try:
-        BACKGROUND_GROUP.mkdir(exist_ok=True)
-        (BACKGROUND_GROUP / "cpu.shares").write_text("256")
-        join = 'echo $$ > "$1/cgroup.procs"; '
-    except OSError:
-        join = ""
-    return ["sh", "-c", join + 'shift; exec nice -n 10 "$@"', "sh", str(BACKGROUND_GROUP), *argv]
 
 
 CLASS_RUNS = _ClassRuns()

@@ -88,9 +88,9 @@ def run_one(fn: CheckFunction, ctx: CheckContext[Any], timeout: float, name: str
         thread.join(STOP_GRACE)
         still = "" if not thread.is_alive() else f" Its thread was still running {STOP_GRACE:g} s later."
         return Verdict(0.0, (
-            f"The check did not finish within its {timeout:g} s limit; the service may be hanging on a "
-            "request. Make every request answer within a few seconds. The harness stopped what the check "
-            f"was driving before the next check: {stopped}.{still}"
+            f"The check did not finish within its {timeout:g} s limit: what it drove (a request to your service, "
+            "or one of your commands) took too long; make each answer or run well within it. The harness stopped "
+            f"what the check was driving before the next check: {stopped}.{still}"
         ), {"stopped": stopped, "thread_ended": not thread.is_alive()})
     if "error" in box:
         exc = box["error"]
