@@ -425,18 +425,9 @@ def _class_runs_start_early(request: pytest.FixtureRequest, tmp_path_factory: py
     items = request.session.items
     wanted = list(dict.fromkeys(lab for item in items for lab in labs_read(item)))
     if wanted and any(not labs_read(item) for item in items):
-        CLASS_RUNS.queue(sorted(wanted, key=_class_cost, reverse=True))
+        CLASS_RUNS.queue(wanted)
     yield
     CLASS_RUNS.stop()
-
-
-def _class_cost(lab: str) -> float:
-    """A lab's class run's size, to start the longest first: its teams times its time limit."""
-    from autograder.engine.mutants import list_mutants
-    from autograder.engine.spec import find_lab
-
-    spec = find_lab(lab)
-    return (2 + len(list_mutants(spec)) + len(load_proof(lab).cheats)) * spec.lab.time_limit
 
 
 @pytest.fixture(scope="session")
