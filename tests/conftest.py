@@ -307,8 +307,11 @@ class _ClassRuns:
     minutes of CPU, and the rest of the suite leaves much of the machine idle (waiting on
     services, Docker, a browser). The tests that read a class run come last
     (``pytest_collection_modifyitems``). ``__call__(lab)`` waits for the lab's run, or starts
-    it at once with two jobs if no queue has. A failure is kept and raised for every test that
-    needs it: a broken run is not run twice. ``stop()`` ends what still runs when the session ends."""
+    it at once with two jobs if no queue has. Once a test waits for a queued run (the other tests
+    are done), ``_help`` keeps the machine's cores busy with second ``grade-all`` runs over the
+    classes still being graded (classrun's claims share a class between runs). A failure is kept
+    and raised for every test that needs it: a broken run is not run twice. ``stop()`` ends what
+    still runs when the session ends."""
 
     def __init__(self) -> None:
         self.tmp: pytest.TempPathFactory | None = None
@@ -316,6 +319,9 @@ class _ClassRuns:
         self.lock = threading.Lock()
         self.futures: dict[str, Future[Path]] = {}
         self.running: set[subprocess.Popen[str]] = set()
+        self.classes: dict[subprocess.Popen[str], tuple[str, Path, Path]] = {}  # run: lab, teams, out
+        self.helping: threading.Thread | None = None
+        self.helpers: dict[str, int] = {}  # lab: helper runs started
         self.stopped = False
 
     def _folder(self, name: str) -> Path:
@@ -344,6 +350,7 @@ class _ClassRuns:
                 raise AssertionError("the session ended first")
             proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             self.running.add(proc)
+            self.classes[proc] = (lab, root / "teams", out)
         try:
             _, stderr = proc.communicate(timeout=min(5400, -(-len(teams) // jobs) * limit + 120))
         except subprocess.TimeoutExpired:
@@ -355,7 +362,8 @@ class _ClassRuns:
                 self.running.discard(proc)
         assert proc.returncode == 0, stderr
         where = "in the test that needed it" if threading.current_thread() is threading.main_thread() else "in the background"
-        TIMINGS[f"class run {lab}"] = f"{time.monotonic() - started:.0f} s for {len(teams)} teams, {jobs} at a time, {where}"
+        helped = f", then {self.helpers[lab]} more run(s) beside it" if self.helpers.get(lab) else ""
+        TIMINGS[f"class run {lab}"] = f"{time.monotonic() - started:.0f} s for {len(teams)} teams, {jobs} at a time{helped}, {where}"
         return out
 
     def _claim(self, lab: str) -> Future[Path] | None:
@@ -385,10 +393,57 @@ class _ClassRuns:
         future = self._claim(lab)
         if future is not None:
             self._run(lab, 2, future)
+        elif not self.futures[lab].done():
+            with self.lock:
+                if self.helping is None and not self.stopped:
+                    self.helping = threading.Thread(target=self._help, name="class run helpers", daemon=True)
+                    self.helping.start()
         try:
             return self.futures[lab].result()
         except BaseException as exc:
             raise AssertionError(f"the class run of {lab} failed in this session: {exc}") from None
+
+    def _grading_now(self) -> dict[str, int]:
+        """How many teams each lab's class runs grade at this moment: their ``grade`` processes."""
+        with self.lock:
+            labs = {proc.pid: lab for proc, (lab, _, _) in self.classes.items() if proc.poll() is None}
+        busy = dict.fromkeys(labs.values(), 0)
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # a process that ended while we looked
+            if parent in labs:
+                busy[labs[parent]] += 1
+        return busy
+
+    def _help(self) -> None:
+        """While class runs go on with fewer teams graded at once than the machine has cores, start
+        another ``grade-all`` (one job) over the class with the most teams nobody grades yet."""
+        cores = os.cpu_count() or 1
+        while not self.stopped and not all(future.done() for future in list(self.futures.values())):
+            busy = self._grading_now()  # the labs whose class run has started and goes on
+            if not busy:
+                time.sleep(2)
+                continue
+            with self.lock:
+                where = {lab: (teams, out) for lab, teams, out in self.classes.values() if lab in busy}
+            left = {lab: sum(not (out / t.name / "results.json").is_file() for t in teams.iterdir() if t.is_dir()) - busy[lab]
+                    for lab, (teams, out) in where.items()}
+            lab = max(left, key=lambda name: left[name])
+            if sum(busy.values()) >= cores or left[lab] <= 0:
+                time.sleep(2)
+                continue
+            teams, out = where[lab]
+            argv = [sys.executable, "-m", "autograder", "grade-all", lab, str(teams), "--out", str(out), "--jobs", "1"]
+            with self.lock:
+                if self.stopped:
+                    return
+                proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+                self.running.add(proc)
+                self.classes[proc] = (lab, teams, out)
+            self.helpers[lab] = self.helpers.get(lab, 0) + 1
+            time.sleep(10)  # its first team's grade process starts within seconds
 
     def stop(self) -> None:
         with self.lock:

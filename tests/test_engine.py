@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -138,3 +139,55 @@ def test_grade_all_time_limit_stops_one_submission_not_the_rest(tmp_path):
     assert read_results(out / "healthy" / "results.json").score == 10
     stopped = read_results(out / slow.name / "instructor" / "results.json")
     assert stopped.score == 0 and "stopped after 8 s" in stopped.checks[0].message
+
+
+def _class_of_healthy_teams(root: Path, n: int) -> None:
+    from conftest import make_fixture_submission
+
+    for i in range(n):
+        make_fixture_submission(root, "healthy").rename(root / f"team{i:02d}")
+
+
+def test_two_grade_all_runs_over_one_class_share_it_and_never_grade_a_team_twice(tmp_path):
+    """A second run started on a class that a first is grading takes the teams nobody holds, and
+    each returns only once every team has a grade (the claims of classrun's docstring)."""
+    root, out = tmp_path / "class", tmp_path / "out"
+    _class_of_healthy_teams(root, 4)
+    argv = [sys.executable, "-m", "autograder", "grade-all", str(ENGINE_FIXTURE), str(root), "--out", str(out), "--jobs", "1"]
+    runs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True) for _ in range(2)]
+    printed = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], printed
+    graded = []
+    for stdout, _ in printed:
+        counts = {status: int(n) for n, status in re.findall(r"(\d+) (graded|skipped)", stdout)}
+        assert sum(counts.values()) == 4, stdout  # each run accounts for every team
+        graded.append(counts.get("graded", 0))
+    assert sum(graded) == 4 and min(graded) >= 1, f"the teams were graded {graded} times by the two runs: shared, never twice"
+    for name in (f"team{i:02d}" for i in range(4)):
+        assert read_results(out / name / "results.json").score == 10
+    assert len((out / "grades.csv").read_text().splitlines()) == 5
+
+
+def test_a_claim_ends_with_the_run_that_held_it_even_by_sigkill(tmp_path):
+    """A run that holds a team's claim and dies (SIGKILL) leaves no lock behind: the other run,
+    waiting for it, grades the team itself."""
+    root, out = tmp_path / "class", tmp_path / "out"
+    _class_of_healthy_teams(root, 2)
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(out / '.team00.claim')!r}, os.O_RDWR | os.O_CREAT, 0o600)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)\n")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    argv = [sys.executable, "-m", "autograder", "grade-all", str(ENGINE_FIXTURE), str(root), "--out", str(out), "--jobs", "1"]
+    run = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "team01" / "results.json").is_file():
+        time.sleep(0.2)
+    time.sleep(1)
+    assert run.poll() is None and not (out / "team00" / "results.json").exists(), "the held team waits for its claim"
+    holder.kill()
+    holder.wait()
+    stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == 0, stderr
+    assert read_results(out / "team00" / "results.json").score == 10 and "2 graded" in stdout

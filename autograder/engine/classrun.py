@@ -5,17 +5,27 @@ submission's time limit, crash or runaway cannot stop the rest, and every team g
 network namespace. A submission counts as graded once its ``results.json`` exists; every write
 is atomic, so a run killed at any point (SIGKILL included) resumes without losing or repeating
 a grade.
+
+Two runs over one class at once (a second terminal, or a second machine on a shared folder that
+honours ``flock``) share the work: a run grades a submission only while it holds that
+submission's claim, an exclusive ``flock`` on ``OUT/.<name>.claim`` that the kernel drops when
+the run ends, however it ends. A run that finds a claim held goes on with the next submission,
+and once its own work is done waits for the others' claims, so that when any run returns, every
+submission has a grade; none is ever graded twice at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +79,39 @@ def grade_one(lab: LabSpec, folder: Path, out: Path, time_limit: float, heldout:
     return Outcome(folder.name, "graded", time.monotonic() - started)
 
 
+@contextlib.contextmanager
+def claim(out: Path, *, wait: bool) -> Iterator[bool]:
+    """Hold the claim on the submission graded into ``out`` while the block runs; yields whether
+    this run holds it. Without ``wait``, a claim another run holds yields False at once.
+
+    By hand, not with a lock library: a claim must end with its process, SIGKILL included, which
+    ``flock`` gives and lock files that carry a pid do not. The claim file stays (removing it
+    would race with a run about to lock it); it is empty and hidden."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out.parent / f".{out.name}.claim", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # drops the lock
+
+
+def _grade_claimed(lab: LabSpec, folder: Path, out: Path, limit: float, heldout: Path | None, *, force: bool,
+                   wait: bool) -> Outcome | None:
+    """Grade ``folder`` if this run can claim it (None when another run holds the claim), unless
+    another run graded it meanwhile."""
+    with claim(out, wait=wait) as mine:
+        if not mine:
+            return None
+        if (out / "results.json").is_file() and (not force or wait):
+            return Outcome(folder.name, "skipped", 0.0, "graded by another run at the same time")
+        return grade_one(lab, folder, out, limit, heldout)
+
+
 def grade_all(
     lab: LabSpec,
     root: Path,
@@ -80,7 +123,10 @@ def grade_all(
     show_progress: bool = True,
     heldout: Path | None = None,
 ) -> list[Outcome]:
-    """Grade every submission under ``root`` into ``out/<name>/``, then write ``out/grades.csv``."""
+    """Grade every submission under ``root`` into ``out/<name>/``, then write ``out/grades.csv``.
+
+    Submissions another run is grading (see the module's docstring) are left to it and waited
+    for at the end."""
     folders = submissions(root)
     limit = time_limit or lab.lab.time_limit
     if os.geteuid() == 0:
@@ -96,12 +142,23 @@ def grade_all(
     columns = (TextColumn("[bold]grading[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"))
     with Progress(*columns, disable=not show_progress, transient=False) as progress:
         task = progress.add_task("", total=len(folders), completed=len(folders) - len(todo))
+        def finish(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+            progress.update(task, advance=1, description=f"{outcome.name}: {outcome.status}")
+
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(grade_one, lab, f, out / f.name, limit, heldout): f for f in todo}
+            futures = {pool.submit(_grade_claimed, lab, f, out / f.name, limit, heldout, force=force, wait=False): f for f in todo}
+            elsewhere = []
             for future in as_completed(futures):
                 outcome = future.result()
-                outcomes.append(outcome)
-                progress.update(task, advance=1, description=f"{outcome.name}: {outcome.status}")
+                if outcome is None:
+                    elsewhere.append(futures[future])
+                else:
+                    finish(outcome)
+            # What other runs held: wait for each, and grade what such a run left without a grade.
+            for outcome in pool.map(lambda f: _grade_claimed(lab, f, out / f.name, limit, heldout, force=force, wait=True), elsewhere):
+                assert outcome is not None  # a waited-for claim is always this run's
+                finish(outcome)
     if os.geteuid() == 0:
         sweep()  # what the graders stopped at their time limit (SIGKILL) left behind
     write_grades_csv(lab, out, [f.name for f in folders])
