@@ -209,6 +209,31 @@ def facts() -> dict[str, float]:
         )
     f["cv_shuffled_spread"] = float(shuffled.max() - shuffled.min())
     f["cv_chained_spread"] = float(chained.max() - chained.min())
+    # the level, next to the same five-fold cut with every day kept whole (GroupKFold by day)
+    from sklearn.model_selection import GroupKFold
+
+    train_days = (rows["month"] * 100 + rows["day"]).to_numpy()[tr_rows]
+    with _threads():
+        whole_days = cross_val_score(
+            build_logistic_baseline(),
+            X.iloc[tr_rows],
+            y[tr_rows],
+            scoring="roc_auc",
+            cv=GroupKFold(5),
+            groups=train_days,
+        )
+    f["cv_shuffled_mean"] = float(shuffled.mean())
+    f["cv_days_mean"] = float(whole_days.mean())
+
+    # temperatures of the validation months against the training months (Jan-Jun)
+    temp = X["temp"]
+    trained = month <= 6
+    f["train_max_temp"] = float(temp[trained].max())
+    f["val_above_train_max_pct"] = 100 * float(temp[~trained].gt(temp[trained].max()).mean())
+    f["train_mean_temp"] = float(temp[trained].mean())
+    f["val_mean_temp"] = float(temp[~trained].mean())
+    for m in (6, 7):
+        f[f"mean_temp_{m}"] = float(temp[month == m].mean())
 
     # testing in production: label waits, computed from the local schedule (not time_hour)
     local_departure = [
@@ -309,6 +334,18 @@ CLAIMS = [
         "chapters/introduction.md",
         r"about one flight in (four) is late",
         (lambda f: round(1 / f["public_late_share"]),),
+    ),
+    # introduction: the gap between a random and a time split is leakage, not drift
+    Claim(
+        "chapters/introduction.md",
+        rf"scores a ROC AUC of about {N} when its test flights are drawn at random from "
+        rf"January–August, and {N} when it trains on January–June",
+        (F("auc_random_flights"), F("auc_time")),
+    ),
+    Claim(
+        "chapters/introduction.md",
+        rf"the random split falls to {N}, below the time split",
+        (F("auc_random_days"),),
     ),
     # model-to-system
     Claim(MTS, rf"share of on-time flights \(about {N}% in July–August\)", (F("val_on_time_pct"),)),
@@ -479,6 +516,20 @@ CLAIMS = [
     ),
     Claim(
         "deck:what-is-different",
+        rf"the late share moves from {N}% in May to {N}% in July\. July's flights leave at "
+        rf"{N} °F on average, June's at {N} °F, yet only {N}% of the July–August flights are "
+        rf"warmer than the warmest training flight \({N} °F\)",
+        (
+            F("may_late_pct"),
+            F("july_late_pct"),
+            F("mean_temp_7"),
+            F("mean_temp_6"),
+            F("val_above_train_max_pct"),
+            F("train_max_temp"),
+        ),
+    ),
+    Claim(
+        "deck:what-is-different",
         rf"winter/spring \(1–5\) \| {N}% \| {N}% \| \+{N} points",
         (F("winter_morning_pct"), F("winter_evening_pct"), F("winter_effect_points")),
     ),
@@ -603,8 +654,33 @@ def test_shuffled_folds_agree_more_closely_than_forward_chained_ones() -> None:
     assert f["cv_shuffled_spread"] < f["cv_chained_spread"] / 2, f
 
 
+def test_fold_agreement_is_not_called_evidence_of_leakage_the_level_is() -> None:
+    """model-to-system (chapter and deck): close agreement of shuffled folds is no symptom of
+    leakage; the level next to a cut that keeps days whole is, and for the logistic baseline the
+    two levels are the same ("a mean ROC AUC of 0.65 either way")."""
+    chapter, deck = prose(MTS), prose("deck:model-to-system")
+    assert "is the symptom" not in chapter and "*symptom* here" not in deck
+    assert "That is no evidence of leakage, for or against" in chapter
+    found = [
+        re.search(rf"a mean ROC AUC of {N} either way", chapter),
+        re.search(rf"mean ROC AUC {N} either way", deck),
+    ]
+    assert all(found), "the sentences about the two levels are gone: update this test"
+    f = facts()
+    for m in found:
+        quoted = m.group(1)
+        assert _same(quoted, f["cv_shuffled_mean"], 0), (quoted, f)
+        assert _same(quoted, f["cv_days_mean"], 0), (quoted, f)
+    assert abs(f["cv_shuffled_mean"] - f["cv_days_mean"]) < 0.005, f
+    assert f["cv_shuffled_spread"] < 0.02, "shuffled folds no longer agree closely"
+
+
 def test_time_split_auc_is_above_every_random_day_draw() -> None:
-    """model-to-system: the time split loses nothing against random days: the gap is leakage."""
+    """model-to-system and introduction: the time split loses nothing against random days (the
+    random split "falls to 0.70, below the time split"): the gap is leakage, not drift."""
+    intro = prose("chapters/introduction.md")
+    assert "that is **leakage**, not drift" in intro
+    assert "because the later months behave differently" not in intro
     f = facts()
     assert f["auc_time"] > f["auc_random_days_max"], f
     assert f["auc_random_flights"] > f["auc_time"], f
@@ -664,3 +740,71 @@ def test_model_sizes_quoted_in_the_book() -> None:
     buffer = io.BytesIO()
     joblib.dump(logistic, buffer)
     assert len(buffer.getvalue()) < 20_000
+
+
+# ------------------------------------------------------------------ the worked answers (issue 23)
+ANSWERS = "instructor/answers.md"
+
+
+@cache
+def weekly_psi() -> pd.DataFrame:
+    """Exercise 6.2: PSI per week of May-August against January-April, in the testing-in-
+    production chapter's replay (weeks of New York time, starting on Mondays)."""
+    d = data()
+    rows, X = d["rows"], d["X"]
+    before = (rows["month"] <= 4).to_numpy()
+    local = rows["time_hour"].dt.tz_convert("America/New_York").dt.tz_localize(None)
+    week = local.dt.to_period("W").dt.start_time[~before]
+    table = {
+        start: {
+            feature: _psi(X.loc[before, feature], X.loc[idx, feature])
+            for feature in ("temp", "distance", "wind_speed")
+        }
+        for start, idx in week.groupby(week).groups.items()
+    }
+    return pd.DataFrame(table).T.sort_index()
+
+
+def test_drift_alarm_answer_matches_the_weekly_data() -> None:
+    """answers, Exercise 6.2: temperature fires from the first May week, as a shift of mass (most
+    May flights above the Jan-Apr 90th percentile, few above its maximum), not because the model
+    "never saw such temperatures"; distance never moves; wind passes 0.25 in single May weeks and
+    first stays above it two weeks running in the second half of June."""
+    answer = prose(ANSWERS)
+    assert "never saw such temperatures" not in answer
+    assert "wind speed only in summer weeks" not in answer
+    for phrase in (
+        "Temperature is far past any usual threshold in every week from the first week of May on",
+        "most May flights are warmer than the warmest tenth of the January–April flights, while "
+        "only a few are warmer than the January–April maximum",
+        "Distance never moves",
+        "passes 0.25 in single weeks already in May",
+        "first stays above 0.25 for two weeks in a row in the second half of June",
+    ):
+        assert phrase in answer, f"the answer no longer says: {phrase!r}: update this test"
+    f = facts()
+    assert f["above_q90_pct_5"] > 50 and f["above_max_pct_5"] < 10, f
+    psi = weekly_psi()
+    assert (psi["temp"] > 0.25).all(), psi["temp"]
+    assert (psi["distance"] < 0.1).all(), psi["distance"]
+    wind = psi["wind_speed"] > 0.25
+    may = [w for w in psi.index if (w + pd.Timedelta(days=6)).month == 5 or w.month == 5]
+    single = [
+        w for i, w in enumerate(psi.index) if w in may and wind.iloc[i] and not wind.iloc[i + 1]
+    ]
+    assert single, "no single-week wind alarm in May"
+    pairs = [w for i, w in enumerate(psi.index[:-1]) if wind.iloc[i] and wind.iloc[i + 1]]
+    assert pairs and pairs[0].month == 6 and pairs[0].day >= 15, pairs
+
+
+def test_model_card_exercise_exists_and_its_answer_is_true_to_the_data() -> None:
+    """teams: the chapter says Exercise 7.4 writes a model card; the exercise and its worked answer
+    exist, and the answer's caveat "July–August is warmer than training on average" holds."""
+    teams = prose("chapters/teams.md")
+    assert "Exercise 7.4 has the team write one for the reference model" in teams
+    assert "**Exercise 7.4 (a model card).**" in teams
+    answer = prose(ANSWERS)
+    assert "### Exercise 7.4 (a model card)" in answer
+    assert "July–August is warmer than training on average" in answer
+    f = facts()
+    assert f["val_mean_temp"] > f["train_mean_temp"], f
