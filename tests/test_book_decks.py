@@ -87,3 +87,54 @@ def test_activities_agree_with_the_lecture_plan(deck):
         assert end - start == stated, (
             f"{name}: {end - start} min in the plan, {stated} on the slide"
         )
+
+
+DRAWINGS = DECKS / "drawings"
+FIGURE = re.compile(r'<img class="shipml-figure[^"]*" srcset="\.\./figures/([a-z0-9-]+)\.png"')
+DRAWING = re.compile(r'<img class="shipml-drawing[^"]*" src="drawings/([a-z0-9-]+\.svg)"')
+
+
+def _book_figure_tags() -> set[str]:
+    chapters = (REPO / "book" / "chapters").glob("*.md")
+    return {
+        name
+        for path in chapters
+        for name in re.findall(r":tags: \[[^\]]*deck-figure-([a-z0-9-]+)", path.read_text("utf-8"))
+    }
+
+
+@pytest.mark.parametrize("deck", ALL_DECKS)
+def test_every_deck_shows_a_figure_from_the_book_or_the_drawings(deck):
+    """Each deck shows at least one picture: a plot the executed book exports (a chapter cell
+    tagged deck-figure-NAME) or one of the kit's drawings in slides/decks/drawings/; every
+    image of the deck is one of the two kinds, with alt text."""
+    text = _text(deck)
+    images = re.findall(r"<img\b[^>]*>|!\[[^\]]*\]\([^)]*\)", text)
+    figures, drawings = FIGURE.findall(text), DRAWING.findall(text)
+    assert figures or drawings, f"{deck}: no figure"
+    assert len(images) == len(figures) + len(drawings), f"{deck}: an image of another kind: {images}"
+    assert all(re.search(r'alt="[^"]{10,}"', img) for img in images), f"{deck}: an image lacks alt text"
+    missing = set(figures) - _book_figure_tags()
+    assert not missing, f"{deck} shows plots no book cell exports: {missing}"
+    for name in drawings:
+        assert (DRAWINGS / name).is_file(), f"{deck}: drawings/{name} does not exist"
+
+
+def test_drawings_are_small_self_contained_svg_and_all_used():
+    """The drawings are our own hand-written SVG: parseable, small, nothing loaded from
+    elsewhere (no external href, no web font, no embedded bitmap), each shown by some deck."""
+    import xml.etree.ElementTree as ET
+
+    drawings = sorted(DRAWINGS.glob("*"))
+    assert drawings, "slides/decks/drawings/ is empty"
+    shown = {name for deck in ALL_DECKS for name in DRAWING.findall(_text(deck))}
+    for path in drawings:
+        assert path.suffix == ".svg", f"{path.name}: only .svg sources belong here"
+        text = path.read_text(encoding="utf-8")
+        assert len(text) < 12_000, f"{path.name}: {len(text)} characters, not a small drawing"
+        root = ET.fromstring(text)
+        assert root.tag == "{http://www.w3.org/2000/svg}svg" and root.get("viewBox"), path.name
+        assert root.find("{http://www.w3.org/2000/svg}title") is not None, f"{path.name}: no <title>"
+        for bad in ("href", "@import", "@font-face", "url(http", "data:image", "<image"):
+            assert bad not in text, f"{path.name}: contains {bad!r}"
+        assert path.name in shown, f"{path.name} is shown by no deck"

@@ -808,3 +808,86 @@ def test_model_card_exercise_exists_and_its_answer_is_true_to_the_data() -> None
     assert "July–August is warmer than training on average" in answer
     f = facts()
     assert f["val_mean_temp"] > f["train_mean_temp"], f
+
+
+# ---------------------------------------------------- the precision/recall table (issue 23)
+THRESHOLD_ROW = re.compile(
+    r"^\| (0\.\d) \| (\d+)% \| (\d+)% \| (\d+)% \| (\d+) \| (\d+) \|\s*$", re.M
+)
+
+
+def _threshold_rows(path: Path) -> dict[float, tuple[int, ...]]:
+    text = CODE_CELL.sub("", path.read_text(encoding="utf-8"))
+    return {float(m[0]): tuple(int(x) for x in m[1:]) for m in THRESHOLD_ROW.findall(text)}
+
+
+def test_precision_recall_table_by_threshold_matches_the_data() -> None:
+    """model-to-system chapter and its "Pick a threshold" activity slide: the table of the
+    reference model on July-August, threshold 0.1 to 0.7, recomputed: flights warned, precision,
+    recall (whole percent), missed delays and false alarms per 100 flights (whole numbers)."""
+    ref = reference_validation()
+    p, y = ref["p"], ref["y"]
+    want = {}
+    for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+        warned = p >= t
+        caught = (warned & y).sum()
+        want[t] = tuple(
+            round(float(v))
+            for v in (
+                100 * warned.mean(),
+                100 * caught / warned.sum(),
+                100 * caught / y.sum(),
+                100 * (~warned & y).mean(),
+                100 * (warned & ~y).mean(),
+            )
+        )
+    chapter = _threshold_rows(BOOK / MTS)
+    assert chapter == want, f"{MTS}: the table by threshold drifted from the data: {want}"
+    deck = DECKS / "model-to-system.md"
+    assert "## Activity: Pick a threshold" in deck.read_text(encoding="utf-8")
+    assert _threshold_rows(deck) == want, f"the Pick a threshold slide drifted: {want}"
+    # the sentences that read the table
+    text = prose(MTS)
+    assert (
+        f"at 0.2 the app warns about more than half of all flights and misses {want[0.2][3]} "
+        f"delays in every 100 flights; at 0.5 it warns about one flight in five and misses "
+        f"{want[0.5][3]}." in text
+    )
+    assert want[0.2][0] > 50 and round(100 / want[0.5][0]) == 5, want
+
+
+def test_introduction_month_plot_sentence_matches_the_data() -> None:
+    """introduction, under its plot of flights by month: the late share runs "between 22% in
+    May and 33% in July" (the lowest and highest months), and "8 and 9 February alone account
+    for 141" of the flights with no arrival, "more than all of August has"."""
+    text = prose("chapters/introduction.md")
+    m = re.search(rf"between {N}% in May and {N}% in July", text)
+    assert m, "the sentence about the late share by month is gone"
+    d = data()
+    public, label = d["public"], d["public_label"]
+    share = label.groupby(public["month"]).mean()
+    assert share.idxmin() == 5 and share.idxmax() == 7, share
+    assert [round(100 * share[5]), round(100 * share[7])] == [int(x) for x in m.groups()]
+    m = re.search(rf"8 and 9 February alone account for {N} of them, more than all of August has", text)
+    assert m, "the sentence about the flights with no arrival is gone"
+    none = label.isna()
+    storm = int(none[(public["month"] == 2) & public["day"].isin([8, 9])].sum())
+    assert storm == int(m.group(1)) and storm > int(none[public["month"] == 8].sum())
+
+
+def test_pipelines_utc_hour_plot_sentence_matches_the_data() -> None:
+    """pipelines, under its UTC-hour plot: the UTC hour is "four or five hours later", "the red
+    line ends at 19:00" and later flights would read "hours 0 to 4, when no flight in the
+    training data leaves"."""
+    text = prose("chapters/pipelines.md")
+    assert "passes an hour four or five hours later" in text
+    assert "The red line ends at 19:00: later flights would read hours 0 to 4, when no flight" in text
+    train = load_flights("train")
+    local = train["time_hour"].dt.tz_convert(NEW_YORK).dt.hour
+    assert (local == train["hour"]).all(), "`hour` is the New York hour of time_hour"
+    shift = (train["time_hour"].dt.hour - train["hour"]) % 24
+    assert set(shift.unique()) == {4, 5}
+    assert not train["hour"].between(0, 4).any()
+    read = train["time_hour"].dt.hour
+    served = train.loc[read >= 5, "hour"]  # hours the model learned from
+    assert served.max() == 19

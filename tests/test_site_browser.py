@@ -318,3 +318,51 @@ def test_deck_figures_are_the_books_plots_and_load(page, base_url, site):
             assert box and box["width"] > 200 and box["height"] > 100, f"{deck}/{name}: {box}"
             shown += 1
     assert shown >= 6, f"only {shown} figures shown in the decks"
+
+
+ALL_DECKS = sorted(p.stem for p in (REPO / "slides" / "decks").glob("*.md"))
+
+
+@pytest.mark.parametrize("deck", ALL_DECKS)
+def test_deck_shows_figures_and_no_image_is_broken(page, base_url, deck):
+    """Every deck shows at least one figure (a book plot or a drawing), and every image of
+    every deck loads: each is shown on its slide with real pixels, and no request of the deck
+    page fails or answers with an error status."""
+    failed: list[str] = []
+    page.on("requestfailed", lambda request: failed.append(f"{request.url} (failed)"))
+    page.on(
+        "response",
+        lambda response: failed.append(f"{response.url} ({response.status})")
+        if response.status >= 400
+        else None,
+    )
+    page.goto(f"{base_url}slides/{deck}.html")
+    page.wait_for_selector(".reveal.ready", state="attached")
+    images = page.evaluate(
+        """() => [...document.querySelectorAll('.reveal .slides img')]
+                  .map(img => img.getAttribute('srcset') || img.getAttribute('src'))"""
+    )
+    assert images, f"{deck}: no figure on any slide"
+    for index, source in enumerate(images):
+        page.evaluate(
+            """(index) => {
+                const img = document.querySelectorAll('.reveal .slides img')[index];
+                const idx = Reveal.getIndices(img.closest('section'));
+                Reveal.slide(idx.h, idx.v);
+            }""",
+            index,
+        )
+        img = page.locator(".reveal .slides img").nth(index)
+        page.wait_for_function("(el) => el.complete", arg=img.element_handle())
+        width = img.evaluate("(el) => el.naturalWidth")
+        assert width > 100, f"{deck}: image {source!r} is broken (natural width {width})"
+        assert img.is_visible(), f"{deck}: image {source!r} is not shown on its slide"
+        box = img.bounding_box()
+        assert box and box["width"] > 200 and box["height"] > 100, f"{deck}/{source}: {box}"
+        # the image fits on the slide (reveal scales the 1100x720 slide area to the window)
+        slides = page.locator(".reveal .slides").bounding_box()
+        assert box["y"] + box["height"] <= slides["y"] + slides["height"] + 2, (
+            f"{deck}: image {source!r} runs off the bottom of its slide"
+        )
+    assert not failed, f"{deck}: requests failed: {failed[:5]}"
+    print(f"{deck}: {len(images)} images: {images}")
