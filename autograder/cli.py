@@ -17,6 +17,7 @@ from autograder import __version__
 from autograder.errors import ShipmlError
 
 console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,9 +27,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _grade(args: argparse.Namespace, hidden: bool) -> int:
+    from autograder.engine import policy
     from autograder.engine.grading import grade
     from autograder.engine.netns import enter_loopback_netns
-    from autograder.engine.policy import choose_heldout, grading_data, hidden_paths
     from autograder.engine.report import write_reports
     from autograder.engine.results import CheckResult
     from autograder.engine.spec import find_lab, load_submission
@@ -41,18 +42,24 @@ def _grade(args: argparse.Namespace, hidden: bool) -> int:
     # loopback, so the team's processes and our clients share it and nothing else. Where that is
     # not allowed (not root), the report says so.
     enter_loopback_netns()
-    heldout = choose_heldout(getattr(args, "heldout", None), hidden=hidden, lab=lab)
+    heldout = policy.choose_heldout(getattr(args, "heldout", None), hidden=hidden, lab=lab)
+    held = policy.heldout_id(heldout)
 
     def show(result: CheckResult) -> None:
         if not quiet:
             mark = "[green]pass[/]" if result.status == "passed" else "[red]fail[/]"
             console.print(f"  {mark} {result.id:<28} {result.score:g} / {result.max_score:g}")
 
-    with grading_data(lab, heldout, hidden=hidden) as data:
+    with policy.grading_data(lab, heldout, hidden=hidden) as data:
         if not quiet:
             console.print(f"[bold]{lab.lab.title}[/]: grading '{submission.team.name}' ({'all' if hidden else 'public'} checks)")
-        result = grade(lab, submission, data=data.checks, hidden_paths=hidden_paths(Path(args.dir), out, heldout),
+            if policy.is_bundled(held):
+                err_console.print(f"[bold red]{policy.heldout_warning(held)}[/]")
+            elif hidden:
+                console.print(policy.heldout_warning(held))
+        result = grade(lab, submission, data=data.checks, hidden_paths=policy.hidden_paths(Path(args.dir), out, heldout),
                        public_data=data.team, on_check=show, hidden=hidden)
+    result.heldout = held
     paths = write_reports(result, out)
     if not quiet:
         console.print(f"[bold]Score: {result.score:g} / {result.max_score:g}[/]")
@@ -71,20 +78,37 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_grade_all(args: argparse.Namespace) -> int:
+    import shlex
+    import signal
+
+    from autograder.engine import policy
     from autograder.engine.classrun import grade_all
-    from autograder.engine.policy import heldout_folder
     from autograder.engine.spec import find_lab
 
     lab = find_lab(args.lab)
     root = Path(args.root)
     if not root.is_dir():
         raise ShipmlError(f"{root}: not a folder; give the folder that holds one subfolder per submission")
-    heldout = heldout_folder(args.heldout) if args.heldout else None  # each team's grade process defaults to the bundled months
-    outcomes = grade_all(lab, root, Path(args.out), jobs=args.jobs, force=args.force, time_limit=args.time_limit, heldout=heldout)
-    counts: dict[str, int] = {}
-    for o in outcomes:
-        counts[o.status] = counts.get(o.status, 0) + 1
-    console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f"; grades: {Path(args.out) / 'grades.csv'}")
+    heldout = policy.heldout_folder(args.heldout) if args.heldout else None  # each grade process defaults to the bundled months
+    held = policy.class_heldout_id(lab, heldout)
+    if policy.is_bundled(held):
+        err_console.print(f"[bold red]{policy.heldout_warning(held)}[/]")
+    else:
+        console.print(policy.heldout_warning(held))
+    run = grade_all(lab, root, Path(args.out), jobs=args.jobs, force=args.force, time_limit=args.time_limit, heldout=heldout)
+    for dup in run.duplicates:
+        err_console.print(f"[yellow]warning: {dup.warning()}: each keeps its own grade; see {run.report}[/]")
+    counts = run.counts()
+    console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f"; grades: {run.grades}; class report (staff): {run.report}")
+    if run.signum:
+        name = signal.Signals(run.signum).name
+        again = shlex.join(["shipml", "grade-all", args.lab, args.root, "--out", args.out, "--jobs", str(args.jobs),
+                            *(["--time-limit", f"{args.time_limit:g}"] if args.time_limit else []),
+                            *(["--heldout", args.heldout] if args.heldout else [])])
+        err_console.print(f"[bold]Interrupted by {name}[/]: {counts.get('interrupted', 0)} submission(s) left without a grade; "
+                          f"grades.csv holds the {len(run.outcomes) - counts.get('interrupted', 0)} finished. "
+                          f"To resume (grades only the rest): {again}")
+        return 128 + run.signum
     return 0
 
 
@@ -165,6 +189,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     done = collect(lab, [Path(s) for s in args.sources], Path(args.out))
     for item in done.rejected:
         print(f"skipped {item.path}: {item.why}", file=sys.stderr)
+    for dup in done.duplicates:
+        err_console.print(f"[yellow]warning: {dup.warning()}: each keeps its own grade; see {done.summary}[/]")
     print(f"{len(done.teams)} teams collected, {len(done.rejected)} file(s) skipped; grades: {done.grades}; summary: {done.summary}")
     if args.course:
         from autograder.integrations.nbgrader_import import import_harness_scores

@@ -138,7 +138,7 @@ def class_results(tmp_path) -> Path:
 
 def test_torn_and_forged_files_are_named_and_skipped(class_results, tmp_path):
     done = collect(LAB, [class_results], tmp_path / "out")
-    assert sorted(done.teams) == ["Team-Good"]
+    assert sorted(done.teams) == ["good"]
     why = {r.path.parent.name: r.why for r in done.rejected}
     assert set(why) == set(BAD)
     for name, (_, expected) in BAD.items():
@@ -163,14 +163,17 @@ def test_the_schema_check_alone_is_not_what_stops_a_forgery():
 
 def test_results_from_every_engine_merge(tmp_path):
     """grade-all's folder (instructor copy preferred), a Gradescope file and a Classroom artefact
-    with public checks only, in one roll-up; the same team twice is named, not counted twice."""
+    with public checks only, in one roll-up, keyed by submission: a second result for one team
+    is its own row, never merged into the first, and the summary warns of it."""
     result = SubmissionResult.from_dict(REAL["extra_data"]["shipml"])
     local = tmp_path / "grade-all"
     result.team = "Team Local"
     write_reports(result, local / "team-local")  # results.json + instructor/results.json
     gradescope = tmp_path / "gradescope"
     put(gradescope, "123456", as_team(REAL, "Team Gradescope"))
-    put(gradescope, "123457", as_team(REAL, "Team Local"))  # a second result for one team
+    second = _set_check(REAL, 0, score=0.0)
+    second["score"] = 90.0
+    put(gradescope, "123457", as_team(second, "Team Local"))  # a second result for one team
     artefact = tmp_path / "artefacts"
     public = SubmissionResult.from_dict(REAL["extra_data"]["shipml"])
     public.team, public.checks = "Team Actions", [c for c in public.checks if c.visibility == "public"]
@@ -178,15 +181,41 @@ def test_results_from_every_engine_merge(tmp_path):
     (artefact / "shipml-report" / "instructor").rename(tmp_path / "dropped")  # an artefact has the team's copy only
 
     done = collect(LAB, [local, gradescope, artefact], tmp_path / "out")
-    assert sorted(done.teams) == ["Team-Actions", "Team-Gradescope", "Team-Local"]
-    assert done.teams["Team-Local"][1].parent.name == "instructor"
-    assert [r.why for r in done.rejected] == [f"team 'Team Local' was already collected from {done.teams['Team-Local'][1]}"]
-    rows = {r["team"]: r for r in csv.DictReader((tmp_path / "out" / "grades.csv").open())}
-    assert float(rows["Team Actions"]["score"]) == 80 and rows["Team Actions"]["accuracy"] == ""
-    assert "Graded on some checks only" in (tmp_path / "out" / "summary.md").read_text()
-    # The layout nbgrader-import reads: <team>/results.json with the members.
-    again = json.loads((tmp_path / "out" / "Team-Gradescope" / "results.json").read_text())
+    assert sorted(done.teams) == ["123456", "123457", "shipml-report", "team-local"]
+    assert done.teams["team-local"][1].parent.name == "instructor"
+    assert done.rejected == []
+    rows = {r["submission"]: r for r in csv.DictReader((tmp_path / "out" / "grades.csv").open())}
+    assert float(rows["shipml-report"]["score"]) == 80 and rows["shipml-report"]["accuracy"] == ""
+    assert (rows["team-local"]["team"], float(rows["team-local"]["score"])) == ("Team Local", 100)
+    assert (rows["123457"]["team"], float(rows["123457"]["score"])) == ("Team Local", 90)
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "Graded on some checks only" in summary
+    assert "duplicate team name 'Team Local' in 2 submissions: 123457, team-local" in summary
+    # The layout nbgrader-import reads: <submission>/results.json with the members.
+    again = json.loads((tmp_path / "out" / "123456" / "results.json").read_text())
     assert again["extra_data"]["shipml"]["members"] == ["reference"]
+
+
+def test_two_submissions_with_one_team_name_and_the_same_members_keep_both_grades(tmp_path):
+    """The TA's case: a mutant copied from the reference keeps its team name and member ids.
+    Both grades stay (keyed by submission), and the console and the summary name the two."""
+    grades = tmp_path / "results"
+    write_reports(SubmissionResult.from_dict(REAL["extra_data"]["shipml"]), grades / "reference")
+    mutant = SubmissionResult.from_dict(_set_check(REAL, 0, score=0.0)["extra_data"]["shipml"])
+    write_reports(mutant, grades / "mutant")
+    assert mutant.team == "Reference team" and mutant.members == ["reference"]
+    proc = shipml("collect", "serving", str(grades), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert "2 teams collected, 0 file(s) skipped" in proc.stdout
+    rows = {r["submission"]: float(r["score"]) for r in csv.DictReader((tmp_path / "out" / "grades.csv").open())}
+    assert rows == {"mutant": 90.0, "reference": 100.0}, "both grades kept, none merged or dropped"
+    warned = " ".join(proc.stderr.split())  # rich may wrap a long line
+    assert "duplicate team name 'Reference team' in 2 submissions: mutant, reference" in warned
+    assert "duplicate member id 'reference' in 2 submissions: mutant, reference" in warned
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "duplicate team name 'Reference team' in 2 submissions: mutant, reference" in summary
+    assert "duplicate member id 'reference' in 2 submissions: mutant, reference" in summary
+    assert "Traceback" not in proc.stderr
 
 
 def test_cli_names_each_skipped_file_on_one_line(class_results, tmp_path):

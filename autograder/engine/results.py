@@ -86,6 +86,10 @@ class SubmissionResult:
     execution_time: float = 0.0
     isolation: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    heldout: str = ""
+    """The held-out set that graded it (:func:`autograder.engine.policy.heldout_id`): its
+    checksum, ``(bundled)`` for the kit's public months, ``none`` when no held-out data was used;
+    empty in a record written before shipml recorded it."""
 
     @property
     def score(self) -> float:
@@ -109,12 +113,14 @@ class SubmissionResult:
             execution_time=self.execution_time,
             isolation=list(self.isolation),
             notes=list(self.notes),
+            heldout=self.heldout,
         )
 
     def to_gradescope(self) -> dict[str, Any]:
         """This result in Gradescope's results.json schema."""
         summary = f"{self.team}: {self.score:g} / {self.max_score:g} points on lab '{self.lab}'."
-        output = "\n".join([summary, *self.notes])
+        held = [f"Held-out set: {self.heldout}."] if self.heldout else []
+        output = "\n".join([summary, *held, *self.notes])
         return {
             "score": self.score,
             "execution_time": round(self.execution_time, 3),
@@ -146,6 +152,7 @@ class SubmissionResult:
             "execution_time": self.execution_time,
             "isolation": self.isolation,
             "notes": self.notes,
+            **({"heldout": self.heldout} if self.heldout else {}),  # a record from before it was recorded reads back the same
             "checks": [asdict(c) for c in self.checks],
         }
 
@@ -177,7 +184,7 @@ def _one_line(exc: Exception) -> str:
     return f"{where} {problem}{more}"
 
 
-def not_graded(lab: LabSpec, team: str, message: str, *, each: str = NOT_GRADED) -> SubmissionResult:
+def not_graded(lab: LabSpec, team: str, message: str, *, each: str = NOT_GRADED, heldout: str = "") -> SubmissionResult:
     """A score of 0 for every check of ``lab``, with ``message`` said once, at the top (the
     result's notes); each check says ``each`` (by default: see the message at the top)."""
     checks = [
@@ -185,7 +192,7 @@ def not_graded(lab: LabSpec, team: str, message: str, *, each: str = NOT_GRADED)
                     visibility=c.visibility, ml_test_score=c.ml_test_score)
         for c in lab.checks
     ]
-    return SubmissionResult(lab=lab.lab.name, team=team, checks=checks, notes=[message])
+    return SubmissionResult(lab=lab.lab.name, team=team, checks=checks, notes=[message], heldout=heldout)
 
 
 def write_atomic(path: Path, text: str) -> None:

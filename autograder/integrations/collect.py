@@ -5,10 +5,17 @@ with an ``instructor/`` copy), from Gradescope (the file ``run_autograder`` wrot
 GitHub Actions artefact (``shipml check``: public checks only). ``collect`` reads every
 ``results.json`` under the sources, validates each one, and writes:
 
-- ``DIR/<team>/results.json`` and ``DIR/<team>/instructor/results.json``: the folder layout that
-  ``shipml nbgrader-import LAB DIR`` reads (``--course`` runs that import too);
-- ``DIR/grades.csv``: one row per team, as ``grade-all`` writes it;
-- ``DIR/summary.md``: the class summary, with every file that was skipped and why.
+- ``DIR/<submission>/results.json`` and ``DIR/<submission>/instructor/results.json``: the folder
+  layout that ``shipml nbgrader-import LAB DIR`` reads (``--course`` runs that import too);
+- ``DIR/grades.csv``: one row per submission, as ``grade-all`` writes it;
+- ``DIR/summary.md``: the class summary, with every file that was skipped and why, and the
+  submissions that share a team name or a member id.
+
+Results are keyed by submission, as ``grade-all`` keys them: the folder that holds the file
+(``<submission>/results.json``, or ``<submission>/instructor/results.json``), never the team name
+a results.json carries. Two submissions with one team name (two teams that kept the starter's
+name, a mutant copied from the reference) are two rows, each with its own grade, and a warning
+names them; the same folder name from two sources gets a suffix (``-2``) rather than a merge.
 
 A file is skipped, named, with the reason, and never averaged in, when it is torn (not JSON),
 does not follow Gradescope's schema (:data:`SCHEMA`, checked with ``jsonschema``), carries no
@@ -23,11 +30,13 @@ from __future__ import annotations
 import json
 import re
 import statistics
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autograder.engine.classrun import write_grades_csv
+from autograder.engine.classreport import Duplicate, find_duplicates, write_grades_csv
+from autograder.engine.policy import heldout_warning
 from autograder.engine.results import MalformedResult, SubmissionResult, write_atomic, write_results
 from autograder.engine.spec import LabSpec
 from autograder.errors import ShipmlError
@@ -51,7 +60,9 @@ class Collected:
     """What ``collect`` counted and what it skipped."""
 
     teams: dict[str, tuple[SubmissionResult, Path]] = field(default_factory=dict)
+    """By submission (the output folder's name): the result and the file it came from."""
     rejected: list[Rejected] = field(default_factory=list)
+    duplicates: list[Duplicate] = field(default_factory=list)
     grades: Path | None = None
     summary: Path | None = None
 
@@ -108,8 +119,20 @@ def validate_results(path: Path, lab: LabSpec, validator: Any | None = None) -> 
     return result
 
 
-def _slug(team: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", team).strip("-.") or "team"
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "submission"
+
+
+def submission_key(path: Path, taken: Collection[str]) -> str:
+    """The submission a results.json belongs to: the folder that holds it (above ``instructor/``),
+    made a safe folder name, with ``-2``, ``-3``... when another source already gave that name."""
+    folder = path.parent.parent if path.parent.name == "instructor" else path.parent
+    base = _slug(folder.name)
+    key, n = base, 1
+    while key in taken:
+        n += 1
+        key = f"{base}-{n}"
+    return key
 
 
 def _files(sources: list[Path]) -> list[Path]:
@@ -141,11 +164,8 @@ def collect(lab: LabSpec, sources: list[Path], out: Path) -> Collected:
         except InvalidResults as exc:
             done.rejected.append(Rejected(path, str(exc)))
             continue
-        key = _slug(result.team)
-        if key in done.teams:
-            done.rejected.append(Rejected(path, f"team '{result.team}' was already collected from {done.teams[key][1]}"))
-            continue
-        done.teams[key] = (result, path)
+        done.teams[submission_key(path, done.teams)] = (result, path)
+    done.duplicates = find_duplicates({key: result for key, (result, _) in done.teams.items()})
     for key, (result, _) in done.teams.items():
         write_results(result.redacted(), out / key / "results.json")
         write_results(result, out / key / "instructor" / "results.json")
@@ -174,7 +194,13 @@ def summary_markdown(lab: LabSpec, done: Collected) -> str:
     review = [f"{r.team}: {item}" for r in results for item in r.needs_review]
     if review:
         lines += ["", "## Needs review", "", *[f"- {item}" for item in review]]
-    lines += ["", "## Sources", "", *[f"- {r.team}: `{p}`" for r, p in done.teams.values()]]
+    if done.duplicates:
+        lines += ["", "## Warnings: duplicates", "", "Each submission keeps its own grade; check that these are different teams "
+                  "(a kept starter name, a student listed in two teams, one team collected twice):", ""]
+        lines += [f"- {d.warning()}" for d in done.duplicates]
+    helds = sorted({r.heldout or "(not recorded)" for r in results})
+    lines += ["", "## Held-out sets", "", *[f"- {heldout_warning(h)}" for h in helds]]
+    lines += ["", "## Sources", "", *[f"- {key} ({r.team}): `{p}`" for key, (r, p) in sorted(done.teams.items())]]
     if done.rejected:
         lines += ["", "## Skipped (not counted)", "", *[f"- `{x.path}`: {x.why}" for x in done.rejected]]
     return "\n".join(lines) + "\n"

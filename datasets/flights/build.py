@@ -25,6 +25,8 @@ data its students can have. ``--heldout-salt SECRET`` writes another sample of t
 (HELDOUT_FLIGHTS flights, stratified the same way, chosen by the hash with the course's secret
 salt) that holds **no flight of the bundled sample**, with its weather and the small tables.
 Keep the salt and the folder private, and grade with ``shipml grade-all LAB DIR --heldout FOLDER``.
+The script refuses a folder inside the kit's checkout (which teams may see) and writes the folder
+and its files readable by their owner only (0700 and 0600).
 
 Output is gzip-compressed CSV: gzip mtime 0 and no file name in the header, UTF-8, ``\\n``
 line ends, fixed column order, sorted rows, missing values as empty fields, and every numeric
@@ -39,6 +41,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import io
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -52,6 +55,7 @@ N_FLIGHTS = 50_000
 HELDOUT_MONTHS = (9, 10, 11, 12)
 HELDOUT_FLIGHTS = 20_000
 HERE = Path(__file__).resolve().parent
+KIT = HERE.parents[1]
 
 # Column order and print format of each output table: "str", "int" (integer-valued, may be
 # missing) or an int = number of decimals. Order is the one of the source tables.
@@ -205,8 +209,16 @@ def build(out_dir: Path, heldout_salt: str | None = None) -> dict[str, bytes]:
     sums = "".join(f"{hashlib.sha256(files[name]).hexdigest()}  {name}\n" for name in OUTPUTS)
     files["SHA256SUMS"] = sums.encode()
     out_dir.mkdir(parents=True, exist_ok=True)
+    if heldout_salt is not None:
+        out_dir.chmod(0o700)  # a course's private data: its owner's only, before a byte is written
     for name, data in files.items():
-        (out_dir / name).write_bytes(data)
+        if heldout_salt is None:
+            (out_dir / name).write_bytes(data)
+            continue
+        fd = os.open(out_dir / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o600)  # an older file of that name kept its mode
+            fh.write(data)
     return files
 
 
@@ -241,8 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.check:
         return check(args.out)
-    if args.heldout_salt is not None and args.out.resolve() == HERE:
-        parser.error("--heldout-salt writes a course's private data: give --out a folder outside the kit")
+    out = args.out.resolve()
+    if args.heldout_salt is not None and (out == KIT or KIT in out.parents):
+        parser.error(f"--heldout-salt writes a course's private data, and {args.out} is inside the kit's checkout ({KIT}), "
+                     "which teams may see: give --out a folder outside the kit")
     files = build(args.out, args.heldout_salt)
     for name, data in files.items():
         rows = len(gzip.decompress(data).splitlines()) - 1 if name.endswith(".gz") else ""
