@@ -307,9 +307,10 @@ class _ClassRuns:
     minutes of CPU, and the rest of the suite leaves much of the machine idle (waiting on
     services, Docker, a browser). The tests that read a class run come last
     (``pytest_collection_modifyitems``). ``__call__(lab)`` waits for the lab's run, or starts
-    it at once with two jobs if no queue has. Once a test waits for a queued run (the other tests
-    are done), ``_help`` keeps the machine's cores busy with second ``grade-all`` runs over the
-    classes still being graded (classrun's claims share a class between runs). A failure is kept
+    it at once with two jobs if no queue has. While queued runs go on, ``_help`` keeps as many
+    teams graded at once as the machine has cores, with more ``grade-all`` runs over the classes
+    still being graded (classrun's claims share a class between runs): when one lab's class is
+    done, or the other tests are, no core idles. A failure is kept
     and raised for every test that needs it: a broken run is not run twice. ``stop()`` ends what
     still runs when the session ends."""
 
@@ -388,16 +389,18 @@ class _ClassRuns:
             future = None if self.stopped else self._claim(lab)
             if future is not None:
                 threading.Thread(target=self._run, args=(lab, 1, future), name=f"class run {lab}", daemon=True).start()
+        self._start_helping()
+
+    def _start_helping(self) -> None:
+        with self.lock:
+            if self.helping is None and not self.stopped:
+                self.helping = threading.Thread(target=self._help, name="class run helpers", daemon=True)
+                self.helping.start()
 
     def __call__(self, lab: str) -> Path:
         future = self._claim(lab)
         if future is not None:
             self._run(lab, 2, future)
-        elif not self.futures[lab].done():
-            with self.lock:
-                if self.helping is None and not self.stopped:
-                    self.helping = threading.Thread(target=self._help, name="class run helpers", daemon=True)
-                    self.helping.start()
         try:
             return self.futures[lab].result()
         except BaseException as exc:
@@ -419,8 +422,10 @@ class _ClassRuns:
 
     def _help(self) -> None:
         """While class runs go on with fewer teams graded at once than the machine has cores, start
-        another ``grade-all`` (one job) over the class with the most teams nobody grades yet."""
-        cores = os.cpu_count() or 1
+        another ``grade-all`` (one job) over the class with the most teams nobody grades yet. (Two
+        at once beside the other tests is what the queued runs start with; no more: a lower CPU
+        share starved the pipeline lab's checks past their time limits.)"""
+        cores, short = os.cpu_count() or 1, 0
         while not self.stopped and not all(future.done() for future in list(self.futures.values())):
             busy = self._grading_now()  # the labs whose class run has started and goes on
             if not busy:
@@ -431,9 +436,12 @@ class _ClassRuns:
             left = {lab: sum(not (out / t.name / "results.json").is_file() for t in teams.iterdir() if t.is_dir()) - busy[lab]
                     for lab, (teams, out) in where.items()}
             lab = max(left, key=lambda name: left[name])
-            if sum(busy.values()) >= cores or left[lab] <= 0:
+            # Short twice in a row: a run between two teams has no grade process for a moment.
+            short = short + 1 if sum(busy.values()) < cores and left[lab] > 0 else 0
+            if short < 2:
                 time.sleep(2)
                 continue
+            short = 0
             teams, out = where[lab]
             argv = [sys.executable, "-m", "autograder", "grade-all", lab, str(teams), "--out", str(out), "--jobs", "1"]
             with self.lock:
